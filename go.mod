@@ -1,0 +1,3 @@
+module kvmgate
+
+go 1.26
