@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# test.sh: the one command that checks kvmgate. It installs what is missing
+# (scripts/install-deps.sh), then runs the formatting check, go vet,
+# staticcheck, the build, the whole test suite (real servers included) and
+# the race detector on the packages where it is cheap. It prints a summary and
+# exits non-zero if any step failed. Works from any directory.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Packages also tested with -race (cheap ones; the real-server suites are
+# too slow under the race detector on small machines).
+RACE_PACKAGES=(./framebuffer/... ./server/... ./input/...)
+
+# Timeout for the whole `go test ./...` run.
+TEST_TIMEOUT=25m
+
+if ! ./scripts/install-deps.sh; then
+	echo "test.sh: install-deps.sh failed" >&2
+	exit 1
+fi
+export PATH="/usr/local/go/bin:$(go env GOPATH)/bin:$PATH"
+gobin=$(go env GOBIN)
+[[ -n $gobin ]] && export PATH="$gobin:$PATH"
+
+declare -a results=()
+failed=0
+
+# step NAME CMD...: run one check, record its outcome and duration.
+step() {
+	local name=$1
+	shift
+	printf '\n=== %s: %s\n' "$name" "$*"
+	local start=$SECONDS
+	if "$@"; then
+		results+=("PASS  $name ($((SECONDS - start))s)")
+	else
+		results+=("FAIL  $name ($((SECONDS - start))s)")
+		failed=1
+	fi
+}
+
+gofmt_check() {
+	local files
+	files=$(git ls-files -co --exclude-standard -- '*.go' | xargs -r gofmt -l)
+	if [[ -n $files ]]; then
+		echo "gofmt: these files need formatting (run gofmt -w):"
+		sed 's/^/  /' <<<"$files"
+		return 1
+	fi
+}
+
+# race_packages prints the entries of RACE_PACKAGES that exist.
+race_packages() {
+	local p
+	for p in "${RACE_PACKAGES[@]}"; do
+		[[ -d ${p%/...} ]] && printf '%s\n' "$p"
+	done
+}
+
+race_test() {
+	local pkgs
+	mapfile -t pkgs < <(race_packages)
+	if ((${#pkgs[@]} == 0)); then
+		echo "no race packages present"
+		return 0
+	fi
+	go test -count=1 -race -timeout "$TEST_TIMEOUT" "${pkgs[@]}"
+}
+
+step gofmt gofmt_check
+step vet go vet ./...
+step staticcheck staticcheck ./...
+step build go build ./...
+step test go test -count=1 -timeout "$TEST_TIMEOUT" ./...
+step race race_test
+
+printf '\n=== summary\n'
+printf '%s\n' "${results[@]}"
+if ((failed)); then
+	printf 'test.sh: FAILED\n'
+	exit 1
+fi
+printf 'test.sh: all checks passed\n'
