@@ -1,0 +1,298 @@
+package tiles
+
+import (
+	"bytes"
+	"compress/flate"
+	"fmt"
+	"image"
+	"image/jpeg"
+
+	"kvmgate/framebuffer"
+)
+
+// TileSize is the edge of the square tiles each rectangle is classified in.
+// Tile boundaries lie on multiples of TileSize in screen coordinates.
+const TileSize = 64
+
+// Quality tells the encoder how much it may lose.
+type Quality struct {
+	// Lossy allows JPEG for photo-like tiles (many colours, little
+	// repetition). Text, flat areas and few-colour tiles stay lossless.
+	Lossy bool
+	// JPEG is the JPEG quality, 1 to 100; 0 means DefaultJPEGQuality.
+	JPEG int
+}
+
+// DefaultJPEGQuality is the JPEG quality used when Quality.JPEG is 0.
+const DefaultJPEGQuality = 70
+
+// Stats counts what an Encoder produced, for benchmarks and metrics.
+type Stats struct {
+	Fills, Indexed, RGB, JPEG int // records by kind
+	Pixels                    int // pixels encoded
+}
+
+type kind uint8
+
+const (
+	kindFill kind = iota
+	kindIndexed
+	kindRGB
+	kindJPEG
+)
+
+// photoRepeatRatio is the share of pixels equal to their left neighbour
+// below which a tile with more than 256 colours counts as photographic.
+const photoRepeatRatio = 0.5
+
+// Encoder turns rectangles of a canvas into wire records. It owns one raw
+// deflate stream, so one Encoder serves exactly one WebSocket connection for
+// its whole life. It is not safe for concurrent use.
+type Encoder struct {
+	zbuf bytes.Buffer
+	fw   *flate.Writer
+	jbuf bytes.Buffer
+	raw  []byte // scratch: pixels to deflate
+	pal  palette
+
+	// run is the pending merged record of the current tile row.
+	run     framebuffer.Rect
+	runKind kind
+	runRGB  uint32
+	hasRun  bool
+
+	lossy tileSet // tiles whose last pixels went out lossily
+
+	// Stats accumulates over the encoder's life.
+	Stats Stats
+}
+
+// NewEncoder returns an encoder with a fresh deflate stream.
+func NewEncoder() *Encoder {
+	e := &Encoder{}
+	// BestSpeed keeps the encoder well above screen rates; the palette
+	// transform already did the heavy lifting for text.
+	e.fw, _ = flate.NewWriter(&e.zbuf, flate.BestSpeed)
+	return e
+}
+
+// Encode appends records that paint rectangle r of src (clipped to src) to
+// dst and returns the extended slice.
+func (e *Encoder) Encode(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
+	r = r.Intersect(src.Bounds())
+	if r.Empty() {
+		return dst, nil
+	}
+	e.lossy.size(src.W, src.H)
+	e.Stats.Pixels += r.Area()
+	var err error
+	for y0 := r.Y; y0 < r.Y+r.H; {
+		y1 := min((y0/TileSize+1)*TileSize, r.Y+r.H)
+		e.hasRun = false
+		for x0 := r.X; x0 < r.X+r.W; {
+			x1 := min((x0/TileSize+1)*TileSize, r.X+r.W)
+			t := framebuffer.Rect{X: x0, Y: y0, W: x1 - x0, H: y1 - y0}
+			if dst, err = e.tile(dst, src, t, q); err != nil {
+				return dst, err
+			}
+			x0 = x1
+		}
+		if dst, err = e.flushRun(dst, src, q); err != nil {
+			return dst, err
+		}
+		y0 = y1
+	}
+	return dst, nil
+}
+
+// tile classifies one tile and either extends the pending run or emits.
+func (e *Encoder) tile(dst []byte, src *framebuffer.Canvas, t framebuffer.Rect, q Quality) ([]byte, error) {
+	k, colour := e.analyze(src, t, q)
+	if e.hasRun && e.runKind == k && (k != kindFill || e.runRGB == colour) && k != kindIndexed {
+		e.run.W += t.W
+		return dst, nil
+	}
+	var err error
+	if dst, err = e.flushRun(dst, src, q); err != nil {
+		return dst, err
+	}
+	if k == kindIndexed {
+		// The palette from analyze is still loaded.
+		return e.appendIndexed(dst, src, t)
+	}
+	e.run, e.runKind, e.runRGB, e.hasRun = t, k, colour, true
+	return dst, nil
+}
+
+func (e *Encoder) flushRun(dst []byte, src *framebuffer.Canvas, q Quality) ([]byte, error) {
+	if !e.hasRun {
+		return dst, nil
+	}
+	e.hasRun = false
+	r := e.run
+	switch e.runKind {
+	case kindFill:
+		e.Stats.Fills++
+		e.lossy.clear(r)
+		return AppendFill(dst, r, byte(e.runRGB), byte(e.runRGB>>8), byte(e.runRGB>>16)), nil
+	case kindJPEG:
+		return e.appendJPEG(dst, src, r, q)
+	default:
+		return e.appendRGB(dst, src, r)
+	}
+}
+
+// analyze scans t once: solid colour, palette of up to 256 colours, and how
+// often a pixel repeats its left neighbour.
+func (e *Encoder) analyze(src *framebuffer.Canvas, t framebuffer.Rect, q Quality) (kind, uint32) {
+	p := &e.pal
+	p.reset()
+	first := rgbAt(src.Pix, src.Offset(t.X, t.Y))
+	p.add(first)
+	solid, overflow := true, false
+	repeats := 0
+	last := first // the colour most recently looked up in the palette
+	for y := t.Y; y < t.Y+t.H; y++ {
+		row := src.Row(t.X, y, t.W)
+		prev := ^uint32(0)
+		for i := 0; i < len(row); i += 4 {
+			c := uint32(row[i]) | uint32(row[i+1])<<8 | uint32(row[i+2])<<16
+			if c == prev {
+				repeats++
+				continue
+			}
+			prev = c
+			if c != first {
+				solid = false
+			}
+			if overflow || c == last {
+				continue
+			}
+			last = c
+			if !p.add(c) {
+				overflow = true
+				if !q.Lossy {
+					return kindRGB, 0
+				}
+			}
+		}
+	}
+	switch {
+	case solid:
+		return kindFill, first
+	case !overflow:
+		return kindIndexed, 0
+	case float64(repeats) < photoRepeatRatio*float64(t.Area()):
+		return kindJPEG, 0
+	default:
+		return kindRGB, 0
+	}
+}
+
+func rgbAt(pix []byte, o int) uint32 {
+	return uint32(pix[o]) | uint32(pix[o+1])<<8 | uint32(pix[o+2])<<16
+}
+
+// deflate compresses e.raw as the next part of the stream and appends the
+// length-prefixed bytes.
+func (e *Encoder) deflate(dst []byte) ([]byte, error) {
+	e.zbuf.Reset()
+	if _, err := e.fw.Write(e.raw); err != nil {
+		return dst, fmt.Errorf("tiles: deflate: %w", err)
+	}
+	if err := e.fw.Flush(); err != nil {
+		return dst, fmt.Errorf("tiles: deflate flush: %w", err)
+	}
+	dst = appendU32(dst, uint32(e.zbuf.Len()))
+	return append(dst, e.zbuf.Bytes()...), nil
+}
+
+func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuffer.Rect) ([]byte, error) {
+	p := &e.pal
+	e.Stats.Indexed++
+	e.lossy.clear(t)
+	dst = append(dst, RecordDeflate)
+	dst = appendRect(dst, t)
+	dst = append(dst, FormatIndexed, byte(p.n-1))
+	for _, c := range p.colours[:p.n] {
+		dst = append(dst, byte(c), byte(c>>8), byte(c>>16))
+	}
+	e.raw = e.raw[:0]
+	lastC, lastI := ^uint32(0), byte(0)
+	for y := t.Y; y < t.Y+t.H; y++ {
+		row := src.Row(t.X, y, t.W)
+		for i := 0; i < len(row); i += 4 {
+			c := uint32(row[i]) | uint32(row[i+1])<<8 | uint32(row[i+2])<<16
+			if c != lastC {
+				lastC, lastI = c, p.index(c)
+			}
+			e.raw = append(e.raw, lastI)
+		}
+	}
+	return e.deflate(dst)
+}
+
+func (e *Encoder) appendRGB(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect) ([]byte, error) {
+	e.Stats.RGB++
+	e.lossy.clear(r)
+	dst = append(dst, RecordDeflate)
+	dst = appendRect(dst, r)
+	dst = append(dst, FormatRGB)
+	n := r.W * r.H * 3
+	if cap(e.raw) < n {
+		e.raw = make([]byte, n)
+	}
+	e.raw = e.raw[:n]
+	o := 0
+	for y := r.Y; y < r.Y+r.H; y++ {
+		row := src.Row(r.X, y, r.W)
+		out := e.raw[o : o+r.W*3]
+		for i, j := 0, 0; i < len(row); i, j = i+4, j+3 {
+			out[j], out[j+1], out[j+2] = row[i], row[i+1], row[i+2]
+		}
+		o += r.W * 3
+	}
+	return e.deflate(dst)
+}
+
+func (e *Encoder) appendJPEG(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
+	e.Stats.JPEG++
+	e.lossy.mark(r)
+	img := &image.RGBA{
+		Pix:    src.Pix[src.Offset(r.X, r.Y):],
+		Stride: src.Stride,
+		Rect:   image.Rect(0, 0, r.W, r.H),
+	}
+	quality := q.JPEG
+	if quality <= 0 {
+		quality = DefaultJPEGQuality
+	}
+	e.jbuf.Reset()
+	if err := jpeg.Encode(&e.jbuf, img, &jpeg.Options{Quality: min(quality, 100)}); err != nil {
+		return dst, fmt.Errorf("tiles: jpeg %v: %w", r, err)
+	}
+	dst = append(dst, RecordJPEG)
+	dst = appendRect(dst, r)
+	dst = appendU32(dst, uint32(e.jbuf.Len()))
+	return append(dst, e.jbuf.Bytes()...), nil
+}
+
+// Moved tells the encoder that the viewer's canvas applied move m, so that
+// lossy pixels copied elsewhere are still known to be lossy.
+func (e *Encoder) Moved(m framebuffer.Move) {
+	if e.lossy.any(m.Src) {
+		e.lossy.mark(m.Dst())
+	} else {
+		e.lossy.clear(m.Dst())
+	}
+}
+
+// Lossy reports whether some area was sent lossily and not yet refined.
+func (e *Encoder) Lossy() bool { return e.lossy.count > 0 }
+
+// LossyRects appends the areas last sent lossily to dst. Encoding them again
+// with a lossless Quality refines them.
+func (e *Encoder) LossyRects(dst []framebuffer.Rect) []framebuffer.Rect { return e.lossy.rects(dst) }
+
+// ForgetLossy empties the record of lossy areas, as after a full repaint.
+func (e *Encoder) ForgetLossy() { e.lossy.clearAll() }

@@ -1,0 +1,91 @@
+// Package tiles encodes screen updates as the binary records of the browser
+// wire protocol v1 (docs/protocol.md): fills, indexed and RGB deflate, JPEG,
+// copies, cursor shapes and frame ends.
+//
+// An Encoder belongs to one WebSocket viewer: it holds that connection's
+// persistent raw-deflate stream and its scratch buffers, and remembers which
+// areas it last sent lossily so they can be refined to lossless later.
+package tiles
+
+import (
+	"encoding/binary"
+
+	"kvmgate/framebuffer"
+)
+
+// Record types of the binary wire protocol.
+const (
+	RecordResize   = 0x10
+	RecordFill     = 0x11
+	RecordPNG      = 0x12
+	RecordJPEG     = 0x13
+	RecordDeflate  = 0x14
+	RecordCopy     = 0x15
+	RecordCursor   = 0x16
+	RecordFrameEnd = 0x17
+)
+
+// Formats of a deflate record's pixels.
+const (
+	FormatRGB     = 0
+	FormatIndexed = 1
+)
+
+// MaxCursorSize is the largest cursor edge sent; larger shapes are hidden.
+const MaxCursorSize = 256
+
+func appendU16(dst []byte, v int) []byte { return binary.LittleEndian.AppendUint16(dst, uint16(v)) }
+
+func appendU32(dst []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(dst, v) }
+
+func appendRect(dst []byte, r framebuffer.Rect) []byte {
+	dst = appendU16(dst, r.X)
+	dst = appendU16(dst, r.Y)
+	dst = appendU16(dst, r.W)
+	return appendU16(dst, r.H)
+}
+
+// AppendResize appends a resize record for a w×h screen.
+func AppendResize(dst []byte, w, h int) []byte {
+	dst = append(dst, RecordResize)
+	dst = appendU16(dst, w)
+	return appendU16(dst, h)
+}
+
+// AppendFill appends a fill record painting r with the colour r, g, b.
+func AppendFill(dst []byte, rect framebuffer.Rect, r, g, b byte) []byte {
+	dst = append(dst, RecordFill)
+	dst = appendRect(dst, rect)
+	return append(dst, r, g, b)
+}
+
+// AppendCopy appends a copy record for the move m.
+func AppendCopy(dst []byte, m framebuffer.Move) []byte {
+	dst = append(dst, RecordCopy)
+	dst = appendRect(dst, m.Src)
+	dst = appendU16(dst, m.DstX)
+	return appendU16(dst, m.DstY)
+}
+
+// AppendCursor appends a cursor record for c; nil, empty or oversized
+// cursors (and ones whose pixels do not match their size) hide the cursor.
+func AppendCursor(dst []byte, c *framebuffer.Cursor) []byte {
+	dst = append(dst, RecordCursor)
+	if c == nil || c.W <= 0 || c.H <= 0 || c.W > MaxCursorSize || c.H > MaxCursorSize ||
+		len(c.Pix) != c.W*c.H*4 || c.HotX < 0 || c.HotY < 0 || c.HotX >= c.W || c.HotY >= c.H {
+		return append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	}
+	dst = appendU16(dst, c.W)
+	dst = appendU16(dst, c.H)
+	dst = appendU16(dst, c.HotX)
+	dst = appendU16(dst, c.HotY)
+	return append(dst, c.Pix...)
+}
+
+// AppendFrameEnd appends a frame end record for frame number n sent at
+// server time ms.
+func AppendFrameEnd(dst []byte, n, ms uint32) []byte {
+	dst = append(dst, RecordFrameEnd)
+	dst = appendU32(dst, n)
+	return appendU32(dst, ms)
+}

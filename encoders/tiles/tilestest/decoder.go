@@ -1,0 +1,273 @@
+// Package tilestest is a reference decoder for the binary records of the
+// browser wire protocol v1 (docs/protocol.md). Tests use it to apply what a
+// server sent to a canvas and compare the result with the framebuffer; it
+// plays the part of the browser client in Go.
+package tilestest
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"io"
+
+	"kvmgate/encoders/tiles"
+	"kvmgate/framebuffer"
+)
+
+// Decoder applies records to Canvas. It keeps the connection's raw-deflate
+// stream, so one Decoder follows exactly one connection.
+type Decoder struct {
+	// Canvas is the decoded screen.
+	Canvas framebuffer.Canvas
+	// Cursor is the last cursor shape; nil when hidden.
+	Cursor *framebuffer.Cursor
+	// Frames counts frame end records; LastFrame is the latest number.
+	Frames    int
+	LastFrame uint32
+	// Records counts records by type.
+	Records map[byte]int
+
+	in  feed
+	zr  io.ReadCloser
+	out []byte
+}
+
+// feed is the inflater's input: the bytes of all deflate records so far.
+// It reports an error instead of blocking when it runs dry, which happens
+// only if the server's sync flushes are missing.
+type feed struct{ buf []byte }
+
+func (f *feed) ReadByte() (byte, error) {
+	if len(f.buf) == 0 {
+		return 0, errors.New("tilestest: deflate stream needs bytes beyond the record")
+	}
+	b := f.buf[0]
+	f.buf = f.buf[1:]
+	return b, nil
+}
+
+func (f *feed) Read(p []byte) (int, error) {
+	if len(f.buf) == 0 {
+		return 0, errors.New("tilestest: deflate stream needs bytes beyond the record")
+	}
+	n := copy(p, f.buf)
+	f.buf = f.buf[n:]
+	return n, nil
+}
+
+// NewDecoder returns a decoder with an empty canvas.
+func NewDecoder() *Decoder {
+	d := &Decoder{Records: map[byte]int{}}
+	d.zr = flate.NewReader(&d.in)
+	return d
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = io.ErrUnexpectedEOF
+		return nil
+	}
+	p := r.b[:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *reader) u8() int {
+	p := r.take(1)
+	if p == nil {
+		return 0
+	}
+	return int(p[0])
+}
+
+func (r *reader) u16() int {
+	p := r.take(2)
+	if p == nil {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint16(p))
+}
+
+func (r *reader) u32() uint32 {
+	p := r.take(4)
+	if p == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(p)
+}
+
+func (r *reader) rect() framebuffer.Rect {
+	return framebuffer.Rect{X: r.u16(), Y: r.u16(), W: r.u16(), H: r.u16()}
+}
+
+// Apply decodes one binary message. It returns the number of frame end
+// records it held.
+func (d *Decoder) Apply(msg []byte) (frames int, err error) {
+	r := &reader{b: msg}
+	for len(r.b) > 0 {
+		typ := byte(r.u8())
+		d.Records[typ]++
+		if err := d.record(typ, r); err != nil {
+			return frames, fmt.Errorf("tilestest: record 0x%02x: %w", typ, err)
+		}
+		if r.err != nil {
+			return frames, fmt.Errorf("tilestest: record 0x%02x: %w", typ, r.err)
+		}
+		if typ == tiles.RecordFrameEnd {
+			frames++
+		}
+	}
+	return frames, nil
+}
+
+func (d *Decoder) inside(rect framebuffer.Rect) error {
+	if !d.Canvas.Contains(rect) || rect.Empty() {
+		return fmt.Errorf("rectangle %v outside %dx%d canvas", rect, d.Canvas.W, d.Canvas.H)
+	}
+	return nil
+}
+
+func (d *Decoder) record(typ byte, r *reader) error {
+	switch typ {
+	case tiles.RecordResize:
+		w, h := r.u16(), r.u16()
+		d.Canvas = framebuffer.Canvas{}
+		d.Canvas.Resize(w, h)
+	case tiles.RecordFill:
+		rect := r.rect()
+		c := r.take(3)
+		if r.err != nil {
+			return r.err
+		}
+		if err := d.inside(rect); err != nil {
+			return err
+		}
+		d.Canvas.Fill(rect, uint32(c[0])|uint32(c[1])<<8|uint32(c[2])<<16|0xff<<24)
+	case tiles.RecordCopy:
+		src := r.rect()
+		dx, dy := r.u16(), r.u16()
+		if r.err != nil {
+			return r.err
+		}
+		if err := d.inside(src); err != nil {
+			return err
+		}
+		if err := d.inside(framebuffer.Rect{X: dx, Y: dy, W: src.W, H: src.H}); err != nil {
+			return err
+		}
+		d.Canvas.Move(src, dx, dy)
+	case tiles.RecordPNG, tiles.RecordJPEG:
+		rect := r.rect()
+		data := r.take(int(r.u32()))
+		if r.err != nil {
+			return r.err
+		}
+		if err := d.inside(rect); err != nil {
+			return err
+		}
+		var img image.Image
+		var err error
+		if typ == tiles.RecordPNG {
+			img, err = png.Decode(bytes.NewReader(data))
+		} else {
+			img, err = jpeg.Decode(bytes.NewReader(data))
+		}
+		if err != nil {
+			return err
+		}
+		b := img.Bounds()
+		if b.Dx() != rect.W || b.Dy() != rect.H {
+			return fmt.Errorf("image is %dx%d, record says %v", b.Dx(), b.Dy(), rect)
+		}
+		for y := 0; y < rect.H; y++ {
+			row := d.Canvas.Row(rect.X, rect.Y+y, rect.W)
+			for x := 0; x < rect.W; x++ {
+				cr, cg, cb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+				row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = byte(cr>>8), byte(cg>>8), byte(cb>>8), 0xff
+			}
+		}
+	case tiles.RecordDeflate:
+		return d.deflate(r)
+	case tiles.RecordCursor:
+		w, h, hx, hy := r.u16(), r.u16(), r.u16(), r.u16()
+		pix := r.take(w * h * 4)
+		if r.err != nil {
+			return r.err
+		}
+		if w == 0 || h == 0 {
+			d.Cursor = nil
+		} else {
+			d.Cursor = &framebuffer.Cursor{W: w, H: h, HotX: hx, HotY: hy, Pix: append([]byte(nil), pix...)}
+		}
+	case tiles.RecordFrameEnd:
+		d.LastFrame = r.u32()
+		r.u32()
+		d.Frames++
+	default:
+		return errors.New("unknown record type")
+	}
+	return nil
+}
+
+func (d *Decoder) deflate(r *reader) error {
+	rect := r.rect()
+	format := r.u8()
+	var pal []byte
+	switch format {
+	case tiles.FormatRGB:
+	case tiles.FormatIndexed:
+		n := r.u8() + 1
+		pal = r.take(3 * n)
+	default:
+		return fmt.Errorf("unknown deflate format %d", format)
+	}
+	data := r.take(int(r.u32()))
+	if r.err != nil {
+		return r.err
+	}
+	if err := d.inside(rect); err != nil {
+		return err
+	}
+	d.in.buf = append(d.in.buf, data...)
+	n := rect.W * rect.H
+	if format == tiles.FormatRGB {
+		n *= 3
+	}
+	if cap(d.out) < n {
+		d.out = make([]byte, n)
+	}
+	out := d.out[:n]
+	if _, err := io.ReadFull(d.zr, out); err != nil {
+		return fmt.Errorf("inflate %d bytes: %w", n, err)
+	}
+	for y := 0; y < rect.H; y++ {
+		row := d.Canvas.Row(rect.X, rect.Y+y, rect.W)
+		for x := 0; x < rect.W; x++ {
+			var p []byte
+			if format == tiles.FormatRGB {
+				p = out[3*(y*rect.W+x):]
+			} else {
+				i := int(out[y*rect.W+x])
+				if 3*i+3 > len(pal) {
+					return fmt.Errorf("palette index %d beyond %d colours", i, len(pal)/3)
+				}
+				p = pal[3*i:]
+			}
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = p[0], p[1], p[2], 0xff
+		}
+	}
+	return nil
+}
