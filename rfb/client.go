@@ -188,8 +188,8 @@ func newClient(ctx context.Context, conn net.Conn, addr string, opts Options) (*
 	err := c.handshake(ctx)
 	stopped := stop()
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("rfb: handshake with %s: %w (%v)", addr, ctx.Err(), err)
+		if cerr := ctxErr(ctx); cerr != nil {
+			return nil, fmt.Errorf("rfb: handshake with %s: %w (%v)", addr, cerr, err)
 		}
 		return nil, err
 	}
@@ -204,6 +204,18 @@ func newClient(ctx context.Context, conn net.Conn, addr string, opts Options) (*
 	c.log.Info("rfb connected", "version", c.version, "security", c.security,
 		"width", c.initW, "height", c.initH, "name", c.name, "format", c.pf.String())
 	return c, nil
+}
+
+// ctxErr returns ctx's error, or DeadlineExceeded once its deadline has
+// passed (the connection's deadline can fire before ctx's own timer).
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // Close ends the connection; a running Run returns nil.

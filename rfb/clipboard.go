@@ -74,6 +74,9 @@ func (s *session) extendedClipboard(n int) error {
 	if n < 4 {
 		return protoErr("extended clipboard message of %d bytes", n)
 	}
+	if n > maxCutDiscard {
+		return protoErr("extended clipboard message of %d bytes exceeds the limit of %d", n, maxCutDiscard)
+	}
 	if n > maxExtClipMessage {
 		c.log.Warn("rfb extended clipboard message too large; ignored", "bytes", n)
 		return c.r.discard(int64(n))
