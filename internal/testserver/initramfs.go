@@ -1,0 +1,241 @@
+package testserver
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The Linux guest is Debian's kernel with an initramfs holding only a static
+// busybox and the scripts below. /init mounts the pseudo file systems and
+// hands over to busybox init, which runs a login shell on tty1 (the VGA text
+// console) and reports Ctrl-Alt-Del on the serial port.
+
+// Marker lines the Linux guest prints on its serial port (ttyS0).
+const (
+	// GuestReady is printed once the shell on the VGA console (tty1) runs.
+	GuestReady = "KVMGATE-GUEST-READY"
+	// GuestCtrlAltDel is printed when the guest's keyboard sees
+	// Ctrl-Alt-Del.
+	GuestCtrlAltDel = "KVMGATE-CTRL-ALT-DEL"
+)
+
+const guestInit = `#!/bin/sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+dmesg -n 1
+echo KVMGATE-INIT > /dev/ttyS0
+exec /bin/busybox init
+`
+
+const guestInittab = `tty1::respawn:/bin/cttyhack /bin/sh -l
+::ctrlaltdel:/bin/sh -c "echo ` + GuestCtrlAltDel + ` > /dev/ttyS0"
+::shutdown:/bin/sh -c "echo KVMGATE-SHUTDOWN > /dev/ttyS0"
+`
+
+// guestProfile runs in the login shell busybox init starts on tty1 (the only
+// shell the guest runs).
+const guestProfile = `export HOME=/root PATH=/bin PS1='# '
+cd /root
+clear
+echo ` + GuestReady + ` > /dev/ttyS0
+`
+
+// initramfsFormat changes whenever the archive layout changes, so cached
+// archives from older code are not reused.
+const initramfsFormat = "1"
+
+// guestKernel returns the path of the newest Debian kernel in /boot.
+func guestKernel() (string, error) {
+	if p, err := filepath.EvalSymlinks("/vmlinuz"); err == nil {
+		return p, nil
+	}
+	m, _ := filepath.Glob("/boot/vmlinuz-*")
+	if len(m) == 0 {
+		return "", fmt.Errorf("testserver: no kernel in /boot; install the Debian package linux-image-amd64")
+	}
+	sort.Strings(m)
+	return m[len(m)-1], nil
+}
+
+// guestInitramfs returns the path of the busybox initramfs for the Linux
+// guest, building it into the user cache directory when it is not there
+// yet. The cache key covers the kernel, busybox and the guest scripts.
+func guestInitramfs(t testing.TB, kernel string) string {
+	t.Helper()
+	bbPath := "/bin/busybox"
+	bb, err := os.ReadFile(bbPath)
+	if err != nil {
+		t.Fatalf("testserver: read busybox: %v; install the Debian package busybox-static", err)
+	}
+	if err := checkStatic(bbPath); err != nil {
+		t.Fatalf("testserver: %v; install the Debian package busybox-static", err)
+	}
+	h := sha256.New()
+	for _, s := range []string{initramfsFormat, guestInit, guestInittab, guestProfile} {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	h.Write(bb)
+	key := hex.EncodeToString(h.Sum(nil))[:16]
+	kver := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
+
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "kvmgate-test")
+	path := filepath.Join(dir, fmt.Sprintf("initramfs-%s-%s.cpio.gz", kver, key))
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	data, err := buildInitramfs(bb)
+	if err != nil {
+		t.Fatalf("testserver: build initramfs: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("testserver: initramfs cache: %v", err)
+	}
+	// Write then rename, so concurrent test binaries never see a partial
+	// file.
+	tmp, err := os.CreateTemp(dir, "initramfs-*.tmp")
+	if err != nil {
+		t.Fatalf("testserver: initramfs cache: %v", err)
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(tmp.Name())
+		t.Fatalf("testserver: write initramfs: %v %v", werr, cerr)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		t.Fatalf("testserver: initramfs cache: %v", err)
+	}
+	return path
+}
+
+// checkStatic returns an error if the ELF file at path needs a dynamic
+// loader, which the initramfs does not have.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked", path)
+		}
+	}
+	return nil
+}
+
+// buildInitramfs returns a gzip-compressed newc cpio archive with busybox
+// and the guest scripts. The output depends only on its input: timestamps,
+// owners and inode numbers are fixed.
+func buildInitramfs(busybox []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	w := &cpioWriter{w: zw}
+	for _, d := range []string{"bin", "dev", "etc", "proc", "root", "sys", "tmp"} {
+		w.dir(d)
+	}
+	w.node("dev/console", 0o600, 5, 1)
+	w.node("dev/tty1", 0o620, 4, 1)
+	w.node("dev/ttyS0", 0o660, 4, 64)
+	w.node("dev/null", 0o666, 1, 3)
+	w.file("bin/busybox", 0o755, busybox)
+	w.symlink("bin/sh", "busybox")
+	w.file("init", 0o755, []byte(guestInit))
+	w.file("etc/inittab", 0o644, []byte(guestInittab))
+	w.file("etc/profile", 0o644, []byte(guestProfile))
+	w.trailer()
+	if w.err != nil {
+		return nil, w.err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// cpioWriter writes the "newc" (070701) cpio format the kernel unpacks.
+type cpioWriter struct {
+	w   io.Writer
+	ino int
+	n   int64 // bytes written, for the 4-byte alignment
+	err error
+}
+
+const (
+	cpioDir  = 0o040000
+	cpioFile = 0o100000
+	cpioLink = 0o120000
+	cpioChr  = 0o020000
+)
+
+func (c *cpioWriter) dir(name string) { c.entry(name, cpioDir|0o755, 2, 0, 0, nil) }
+
+func (c *cpioWriter) file(name string, perm uint32, data []byte) {
+	c.entry(name, cpioFile|perm, 1, 0, 0, data)
+}
+
+func (c *cpioWriter) symlink(name, target string) {
+	c.entry(name, cpioLink|0o777, 1, 0, 0, []byte(target))
+}
+
+func (c *cpioWriter) node(name string, perm uint32, major, minor int) {
+	c.entry(name, cpioChr|perm, 1, major, minor, nil)
+}
+
+func (c *cpioWriter) trailer() { c.entry("TRAILER!!!", 0, 1, 0, 0, nil) }
+
+func (c *cpioWriter) entry(name string, mode uint32, nlink, rmajor, rminor int, data []byte) {
+	if c.err != nil {
+		return
+	}
+	ino := 0
+	if name != "TRAILER!!!" {
+		c.ino++
+		ino = c.ino
+	}
+	// ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor
+	// rdevminor namesize check
+	hdr := fmt.Sprintf("070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
+		ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rmajor, rminor, len(name)+1, 0)
+	c.write([]byte(hdr))
+	c.write([]byte(name + "\x00"))
+	c.pad()
+	c.write(data)
+	c.pad()
+}
+
+func (c *cpioWriter) write(p []byte) {
+	if c.err != nil {
+		return
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+}
+
+func (c *cpioWriter) pad() {
+	if r := c.n % 4; r != 0 {
+		c.write(make([]byte, 4-r))
+	}
+}

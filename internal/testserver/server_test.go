@@ -1,0 +1,194 @@
+package testserver
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"kvmgate/framebuffer"
+)
+
+// securityTypes does the first steps of an RFB 3.8 handshake and returns the
+// security types the server offers.
+func securityTypes(t *testing.T, addr string) []byte {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	version := make([]byte, 12)
+	if _, err := io.ReadFull(r, version); err != nil {
+		t.Fatalf("%s: read RFB version: %v", addr, err)
+	}
+	if !strings.HasPrefix(string(version), "RFB 003.") {
+		t.Fatalf("%s: not an RFB server: %q", addr, version)
+	}
+	if _, err := c.Write([]byte("RFB 003.008\n")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.ReadByte()
+	if err != nil || n == 0 {
+		t.Fatalf("%s: security types: n=%d err=%v", addr, n, err)
+	}
+	types := make([]byte, n)
+	if _, err := io.ReadFull(r, types); err != nil {
+		t.Fatalf("%s: security types: %v", addr, err)
+	}
+	return types
+}
+
+// countColour returns how many pixels of c have the colour rgb (R in the
+// low byte).
+func countColour(c *framebuffer.Canvas, rgb uint32) int {
+	n := 0
+	for y := 0; y < c.H; y++ {
+		row := c.Row(0, y, c.W)
+		for i := 0; i < len(row); i += 4 {
+			if uint32(row[i])|uint32(row[i+1])<<8|uint32(row[i+2])<<16 == rgb {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// checkScreen fails the test unless c is w×h, opaque and not one colour.
+func checkScreen(t *testing.T, c *framebuffer.Canvas, w, h int) {
+	t.Helper()
+	if c.W != w || c.H != h {
+		t.Fatalf("screenshot is %dx%d, want %dx%d", c.W, c.H, w, h)
+	}
+	first := c.At(0, 0)
+	uniform := true
+	for y := 0; y < c.H; y++ {
+		row := c.Row(0, y, c.W)
+		for i := 0; i < len(row); i += 4 {
+			if row[i+3] != 0xff {
+				t.Fatalf("pixel %d,%d has alpha %d", i/4, y, row[i+3])
+			}
+			if uniform && uint32(row[i])|uint32(row[i+1])<<8|uint32(row[i+2])<<16|uint32(row[i+3])<<24 != first {
+				uniform = false
+			}
+		}
+	}
+	if uniform {
+		t.Fatalf("screenshot is a single colour %#08x", first)
+	}
+}
+
+const (
+	red  = 0x0000ff
+	blue = 0xff0000
+)
+
+func TestXvnc(t *testing.T) {
+	t.Parallel()
+	x := StartXvnc(t, XvncOptions{Width: 640, Height: 480})
+	if got := securityTypes(t, x.Addr()); !slices.Contains(got, 1) {
+		t.Errorf("Xvnc without password offers security types %v, want None (1)", got)
+	}
+	x.Run(t, "xsetroot", "-solid", "red")
+	x.Start(t, "xterm", "-title", "kvmgate-xterm", "-geometry", "40x10+10+10")
+	x.WaitWindow(t, "kvmgate-xterm", 20*time.Second)
+	c, err := x.Screenshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScreen(t, c, 640, 480)
+	if n := countColour(c, red); n < 640*480/2 {
+		t.Errorf("%d red pixels, want most of the screen", n)
+	}
+	if got := c.At(639, 479) & 0xffffff; got != red {
+		t.Errorf("bottom right pixel %#06x, want red", got)
+	}
+
+	for _, sz := range [][2]int{{1021, 765}, {800, 600}, {333, 222}} {
+		x.Resize(t, sz[0], sz[1])
+		c, err := x.Screenshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkScreen(t, c, sz[0], sz[1])
+	}
+}
+
+func TestXvncPassword(t *testing.T) {
+	t.Parallel()
+	x := StartXvnc(t, XvncOptions{Width: 320, Height: 200, Password: "s3cret"})
+	if x.Password() != "s3cret" {
+		t.Errorf("Password() = %q", x.Password())
+	}
+	if got := securityTypes(t, x.Addr()); !slices.Contains(got, 2) || slices.Contains(got, 1) {
+		t.Errorf("Xvnc with password offers security types %v, want VNC auth (2) and not None", got)
+	}
+}
+
+func TestX11vnc(t *testing.T) {
+	t.Parallel()
+	x := StartX11vnc(t, X11vncOptions{Width: 640, Height: 480, MaxWidth: 1280, MaxHeight: 1024})
+	if got := securityTypes(t, x.Addr()); !slices.Contains(got, 1) {
+		t.Errorf("x11vnc without password offers security types %v, want None (1)", got)
+	}
+	x.Run(t, "xsetroot", "-solid", "blue")
+	x.Start(t, "xterm", "-title", "kvmgate-xterm", "-geometry", "40x10+10+10")
+	x.WaitWindow(t, "kvmgate-xterm", 20*time.Second)
+	c, err := x.Screenshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScreen(t, c, 640, 480)
+	if n := countColour(c, blue); n < 640*480/2 {
+		t.Errorf("%d blue pixels, want most of the screen", n)
+	}
+	x.Resize(t, 1021, 765)
+	c, err = x.Screenshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScreen(t, c, 1021, 765)
+}
+
+func TestQEMUSeaBIOS(t *testing.T) {
+	t.Parallel()
+	q := StartQEMU(t, QEMUOptions{Guest: GuestSeaBIOS, Password: "pw"})
+	if got := securityTypes(t, q.Addr()); !slices.Contains(got, 2) {
+		t.Errorf("QEMU with password offers security types %v, want VNC auth (2)", got)
+	}
+	c := q.WaitSettled(t, 60*time.Second)
+	checkScreen(t, c, 720, 400)
+	out, err := q.Monitor("info vnc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, port, _ := net.SplitHostPort(q.Addr()); !strings.Contains(out, port) {
+		t.Errorf("info vnc does not mention port %s:\n%s", port, out)
+	}
+}
+
+func TestQEMULinux(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	q := StartQEMU(t, QEMUOptions{Guest: GuestLinux})
+	q.WaitSerial(t, GuestReady, 120*time.Second)
+	t.Logf("Linux guest ready after %v", time.Since(start).Round(100*time.Millisecond))
+	c := q.WaitSettled(t, 60*time.Second)
+	checkScreen(t, c, 720, 400)
+
+	q.TypeText(t, "echo TYPED-OK > /dev/ttyS0\n")
+	q.WaitSerial(t, "TYPED-OK", 30*time.Second)
+	if strings.Contains(q.Serial(), "echo TYPED-OK") {
+		t.Errorf("the command line was echoed on the serial port, want only on tty1")
+	}
+	q.SendKey(t, "ctrl", "alt", "delete")
+	q.WaitSerial(t, GuestCtrlAltDel, 30*time.Second)
+	t.Logf("Linux guest test done after %v", time.Since(start).Round(100*time.Millisecond))
+	_ = fmt.Sprint()
+}
