@@ -1,0 +1,312 @@
+package rfbserver
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"unicode/utf8"
+
+	"kvmgate/framebuffer"
+	"kvmgate/input"
+	"kvmgate/rfb"
+)
+
+// Client-to-server message types.
+const (
+	msgSetPixelFormat  = 0
+	msgSetEncodings    = 2
+	msgUpdateRequest   = 3
+	msgKeyEvent        = 4
+	msgPointerEvent    = 5
+	msgClientCutText   = 6
+	msgSetDesktopSize  = 251
+	msgQEMU            = 255
+	qemuExtendedKeySub = 0
+)
+
+// maxForced bounds the non-incremental request areas kept per client;
+// beyond it they merge into their bounding box.
+const maxForced = 16
+
+// maxSizeReplies bounds the unanswered SetDesktopSize requests kept.
+const maxSizeReplies = 8
+
+// ProtocolError says what a client sent that broke the protocol or the
+// server's limits. The connection is dropped after it.
+type ProtocolError struct {
+	Msg string
+}
+
+func (e *ProtocolError) Error() string { return "rfbserver: client protocol error: " + e.Msg }
+
+func protocolErrorf(format string, args ...any) error {
+	return &ProtocolError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// conn is one client connection. The goroutine running ServeConn owns the
+// reads (handshake, then readLoop); the sender owns the writes after the
+// handshake.
+type conn struct {
+	s   *Server
+	nc  net.Conn
+	br  *bufio.Reader
+	log *slog.Logger
+
+	// Set by the handshake, read-only afterwards.
+	version      protoVersion
+	auth         string
+	initW, initH int
+	initName     string
+
+	// wake tells the sender that the reader changed the state below.
+	wake chan struct{}
+
+	mu sync.Mutex
+	// mu guards the following: written by the reader, taken by the sender.
+	pf          *rfb.PixelFormat   // new pixel format, nil if unchanged
+	encs        []rfb.Encoding     // new encodings, nil if unchanged
+	requested   bool               // a FramebufferUpdateRequest arrived
+	nonIncr     bool               // one of them was non-incremental
+	forced      []framebuffer.Rect // areas of non-incremental requests
+	sizeReplies int                // SetDesktopSize requests to answer
+
+	// Reader state.
+	buttons input.Buttons // last pointer button mask, for wheel edges
+}
+
+func newConn(s *Server, nc net.Conn, log *slog.Logger) *conn {
+	return &conn{
+		s: s, nc: nc, log: log,
+		br:   bufio.NewReaderSize(nc, 16<<10),
+		wake: make(chan struct{}, 1),
+	}
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// readLoop reads client messages until the connection fails or the client
+// breaks the protocol.
+func (c *conn) readLoop() error {
+	var hdr [20]byte
+	for {
+		t, err := c.br.ReadByte()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case msgSetPixelFormat:
+			if _, err := io.ReadFull(c.br, hdr[:19]); err != nil {
+				return readErr("SetPixelFormat", err)
+			}
+			pf := rfb.UnmarshalPixelFormat(hdr[3:19])
+			if err := checkPixelFormat(pf); err != nil {
+				return &ProtocolError{Msg: err.Error()}
+			}
+			c.mu.Lock()
+			c.pf = &pf
+			c.mu.Unlock()
+			c.signal()
+		case msgSetEncodings:
+			if _, err := io.ReadFull(c.br, hdr[:3]); err != nil {
+				return readErr("SetEncodings", err)
+			}
+			n := int(binary.BigEndian.Uint16(hdr[1:3]))
+			if n > MaxEncodings {
+				return protocolErrorf("SetEncodings lists %d encodings (limit %d)", n, MaxEncodings)
+			}
+			encs := make([]rfb.Encoding, n)
+			for i := range encs {
+				if _, err := io.ReadFull(c.br, hdr[:4]); err != nil {
+					return readErr("SetEncodings", err)
+				}
+				encs[i] = rfb.Encoding(int32(binary.BigEndian.Uint32(hdr[:4])))
+			}
+			c.mu.Lock()
+			c.encs = encs
+			c.mu.Unlock()
+			c.signal()
+		case msgUpdateRequest:
+			if _, err := io.ReadFull(c.br, hdr[:9]); err != nil {
+				return readErr("FramebufferUpdateRequest", err)
+			}
+			incremental := hdr[0] != 0
+			r := framebuffer.Rect{
+				X: int(binary.BigEndian.Uint16(hdr[1:])), Y: int(binary.BigEndian.Uint16(hdr[3:])),
+				W: int(binary.BigEndian.Uint16(hdr[5:])), H: int(binary.BigEndian.Uint16(hdr[7:])),
+			}
+			c.mu.Lock()
+			c.requested = true
+			if !incremental {
+				c.nonIncr = true
+				c.forced = addForced(c.forced, r)
+			}
+			c.mu.Unlock()
+			c.signal()
+		case msgKeyEvent:
+			if _, err := io.ReadFull(c.br, hdr[:7]); err != nil {
+				return readErr("KeyEvent", err)
+			}
+			ev := keyEventFromKeysym(binary.BigEndian.Uint32(hdr[3:7]), hdr[0] != 0)
+			c.input("key", func(in InputSink) error { return in.Key(ev) })
+		case msgPointerEvent:
+			if _, err := io.ReadFull(c.br, hdr[:5]); err != nil {
+				return readErr("PointerEvent", err)
+			}
+			ev := c.pointerEvent(hdr[0], int(binary.BigEndian.Uint16(hdr[1:])), int(binary.BigEndian.Uint16(hdr[3:])))
+			c.input("pointer", func(in InputSink) error { return in.Pointer(ev) })
+		case msgClientCutText:
+			if _, err := io.ReadFull(c.br, hdr[:7]); err != nil {
+				return readErr("ClientCutText", err)
+			}
+			n := binary.BigEndian.Uint32(hdr[3:7])
+			if int32(n) < 0 || int64(n) > int64(c.s.maxCutText()) {
+				return protocolErrorf("ClientCutText of %d bytes (limit %d)", n, c.s.maxCutText())
+			}
+			b := make([]byte, n)
+			if _, err := io.ReadFull(c.br, b); err != nil {
+				return readErr("ClientCutText", err)
+			}
+			text := latin1ToString(b)
+			c.input("clipboard", func(in InputSink) error { return in.Clipboard(text) })
+		case msgSetDesktopSize:
+			if _, err := io.ReadFull(c.br, hdr[:7]); err != nil {
+				return readErr("SetDesktopSize", err)
+			}
+			screens := int64(hdr[5])
+			if _, err := io.CopyN(io.Discard, c.br, 16*screens); err != nil {
+				return readErr("SetDesktopSize", err)
+			}
+			c.mu.Lock()
+			c.sizeReplies = min(c.sizeReplies+1, maxSizeReplies)
+			c.mu.Unlock()
+			c.signal()
+		case msgQEMU:
+			sub, err := c.br.ReadByte()
+			if err != nil {
+				return readErr("QEMU message", err)
+			}
+			if sub != qemuExtendedKeySub {
+				return protocolErrorf("unsupported QEMU submessage %d", sub)
+			}
+			if _, err := io.ReadFull(c.br, hdr[:10]); err != nil {
+				return readErr("QEMU extended key event", err)
+			}
+			down := binary.BigEndian.Uint16(hdr[0:]) != 0
+			keysym := binary.BigEndian.Uint32(hdr[2:])
+			keycode := binary.BigEndian.Uint32(hdr[6:])
+			ev := keyEventFromKeysym(keysym, down)
+			if code, ok := input.CodeForQEMUKeycode(keycode); ok {
+				ev.Code = code
+			}
+			c.input("key", func(in InputSink) error { return in.Key(ev) })
+		default:
+			return protocolErrorf("unsupported message type %d", t)
+		}
+	}
+}
+
+// readErr wraps a read error in the middle of a message.
+func readErr(msg string, err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("rfbserver: reading %s: %w", msg, err)
+}
+
+// input hands one event to the sink; its errors are logged, not fatal.
+func (c *conn) input(kind string, fn func(InputSink) error) {
+	if c.s.Input == nil {
+		return
+	}
+	if err := fn(c.s.Input); err != nil {
+		c.log.Debug("rfbserver: input not delivered", "kind", kind, "err", err)
+	}
+}
+
+// pointerEvent turns an RFB button mask into a PointerEvent: buttons 4–7
+// become wheel steps, counted on each press.
+func (c *conn) pointerEvent(mask byte, x, y int) input.PointerEvent {
+	b := input.Buttons(mask)
+	pressed := b &^ c.buttons
+	c.buttons = b
+	ev := input.PointerEvent{X: x, Y: y, Buttons: b &^ (input.WheelUp | input.WheelDown | input.WheelLeft | input.WheelRight)}
+	if pressed&input.WheelUp != 0 {
+		ev.WheelY--
+	}
+	if pressed&input.WheelDown != 0 {
+		ev.WheelY++
+	}
+	if pressed&input.WheelLeft != 0 {
+		ev.WheelX--
+	}
+	if pressed&input.WheelRight != 0 {
+		ev.WheelX++
+	}
+	return ev
+}
+
+// addForced records a non-incremental request area, keeping the list short.
+func addForced(list []framebuffer.Rect, r framebuffer.Rect) []framebuffer.Rect {
+	if r.Empty() {
+		return list
+	}
+	for _, f := range list {
+		if r.In(f) {
+			return list
+		}
+	}
+	if len(list) < maxForced {
+		return append(list, r)
+	}
+	u := r
+	for _, f := range list {
+		u = u.Union(f)
+	}
+	return append(list[:0], u)
+}
+
+// latin1ToString decodes ISO 8859-1 text as RFB's cut text is defined.
+func latin1ToString(b []byte) string {
+	ascii := true
+	for _, c := range b {
+		if c >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return string(b)
+	}
+	r := make([]rune, len(b))
+	for i, c := range b {
+		r[i] = rune(c)
+	}
+	return string(r)
+}
+
+// stringToLatin1 encodes text as ISO 8859-1, replacing what it cannot hold
+// with '?'.
+func stringToLatin1(s string) []byte {
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			b = append(b, '?')
+		case r < 0x100:
+			b = append(b, byte(r))
+		default:
+			b = append(b, '?')
+		}
+	}
+	return b
+}

@@ -1,0 +1,487 @@
+package rfbserver
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"time"
+
+	"kvmgate/framebuffer"
+	"kvmgate/rfb"
+)
+
+// Server-to-client message types.
+const (
+	msgFramebufferUpdate = 0
+	msgBell              = 2
+	msgServerCutText     = 3
+)
+
+// maxBandPixels bounds the pixels encoded as one rectangle, and so the
+// encode buffer: larger areas go out as horizontal bands.
+const maxBandPixels = 1 << 18
+
+// maxUpdateRects bounds the damage rectangles of one update before they are
+// merged into their bounding box.
+const maxUpdateRects = 1024
+
+// maxBellsPerUpdate bounds the Bell messages sent for one batch of bells.
+const maxBellsPerUpdate = 3
+
+// sender owns a connection's writes after the handshake: it waits until the
+// client has asked for an update and the framebuffer has something new,
+// takes the damage from its viewer, encodes it and writes it.
+type sender struct {
+	c *conn
+	v *framebuffer.Viewer
+	w *bufio.Writer
+
+	pw       *pixelWriter
+	enc      rfb.Encoding // preferred pixel encoding
+	encoders map[rfb.Encoding]encoder
+	// Pseudo-encodings and CopyRect the client supports.
+	copyRect, desktopSize, extDesktopSize, cursorEnc, desktopName, qemuKey bool
+
+	mirror framebuffer.Canvas // the client's picture as of the last Take
+	acc    framebuffer.Damage // scratch: the areas of one update
+
+	clientW, clientH int  // the size the client knows
+	fbW, fbH         int  // the framebuffer size at the last Take
+	fullPending      bool // the whole screen must be sent
+
+	// Requests absorbed from the reader.
+	requested   bool
+	sizeQuery   bool // a non-incremental request wants an ExtendedDesktopSize
+	forced      []framebuffer.Rect
+	sizeReplies int
+
+	cursor       *framebuffer.Cursor
+	cursorDirty  bool
+	name         string
+	nameDirty    bool
+	qemuKeyAcked bool
+
+	buf     []byte
+	rects   []framebuffer.Rect
+	bandBuf []framebuffer.Rect
+}
+
+// deadlineWriter sets a write deadline before every write, so a client that
+// stops reading is dropped while one that reads slowly keeps going.
+type deadlineWriter struct {
+	nc net.Conn
+	d  time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	if err := w.nc.SetWriteDeadline(time.Now().Add(w.d)); err != nil {
+		return 0, err
+	}
+	return w.nc.Write(p)
+}
+
+func newSender(c *conn, v *framebuffer.Viewer) *sender {
+	s := &sender{
+		c: c, v: v,
+		w:        bufio.NewWriterSize(deadlineWriter{c.nc, c.s.writeTimeout()}, 64<<10),
+		pw:       newPixelWriter(rfb.NativeFormat),
+		enc:      rfb.EncodingRaw,
+		encoders: make(map[rfb.Encoding]encoder),
+		clientW:  c.initW, clientH: c.initH,
+		fbW: c.initW, fbH: c.initH,
+		name: c.initName,
+	}
+	return s
+}
+
+// run sends updates until ctx ends (nil) or a write fails.
+func (s *sender) run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.c.wake:
+		case <-s.v.Changed():
+		}
+		if err := s.step(); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// absorb takes what the reader recorded.
+func (s *sender) absorb() {
+	c := s.c
+	c.mu.Lock()
+	pf, encs := c.pf, c.encs
+	c.pf, c.encs = nil, nil
+	if c.requested {
+		s.requested = true
+		c.requested = false
+	}
+	if c.nonIncr {
+		s.sizeQuery = true
+		c.nonIncr = false
+	}
+	for _, r := range c.forced {
+		s.forced = addForced(s.forced, r)
+	}
+	c.forced = c.forced[:0]
+	s.sizeReplies = min(s.sizeReplies+c.sizeReplies, maxSizeReplies)
+	c.sizeReplies = 0
+	c.mu.Unlock()
+
+	if pf != nil {
+		s.pw = newPixelWriter(*pf)
+		s.c.log.Debug("rfbserver: pixel format", "format", pf.String())
+	}
+	if encs != nil {
+		s.setEncodings(encs)
+	}
+}
+
+func (s *sender) setEncodings(encs []rfb.Encoding) {
+	hadCursor, hadQEMUKey := s.cursorEnc, s.qemuKey
+	s.enc = rfb.EncodingRaw
+	s.copyRect, s.desktopSize, s.extDesktopSize = false, false, false
+	s.cursorEnc, s.desktopName, s.qemuKey = false, false, false
+	picked := false
+	for _, e := range encs {
+		switch e {
+		case rfb.EncodingCopyRect:
+			s.copyRect = true
+		case rfb.EncodingDesktopSize:
+			s.desktopSize = true
+		case rfb.EncodingExtendedDesktopSize:
+			s.extDesktopSize = true
+		case rfb.EncodingCursor:
+			s.cursorEnc = true
+		case rfb.EncodingDesktopName:
+			s.desktopName = true
+		case rfb.EncodingQEMUExtendedKey:
+			s.qemuKey = true
+		default:
+			if _, ok := encoderFactories[e]; ok && !picked {
+				s.enc, picked = e, true
+			}
+		}
+	}
+	if s.cursorEnc && !hadCursor && s.cursor != nil {
+		s.cursorDirty = true
+	}
+	if s.qemuKey && !hadQEMUKey {
+		s.qemuKeyAcked = false
+	}
+	s.c.log.Debug("rfbserver: encodings", "encoding", s.enc.String(), "copyrect", s.copyRect, "cursor", s.cursorEnc)
+}
+
+func (s *sender) encoder(e rfb.Encoding) encoder {
+	enc, ok := s.encoders[e]
+	if !ok {
+		enc = encoderFactories[e]()
+		s.encoders[e] = enc
+	}
+	return enc
+}
+
+// step sends what is due, if the client has asked for it.
+func (s *sender) step() error {
+	s.absorb()
+	if !s.requested {
+		return nil
+	}
+	if s.sizeReplies > 0 || (s.sizeQuery && s.extDesktopSize) {
+		return s.sendSizeReplies()
+	}
+	s.sizeQuery = false
+
+	u := s.v.Take(&s.mirror)
+	if err := s.sendEvents(&u); err != nil {
+		return err
+	}
+	if u.Width != s.fbW || u.Height != s.fbH {
+		s.fbW, s.fbH = u.Width, u.Height
+		s.fullPending = true
+	}
+	if u.Resized {
+		s.fullPending = true
+	}
+	if (u.Width != s.clientW || u.Height != s.clientH) && (s.extDesktopSize || s.desktopSize) {
+		return s.sendResize(u.Width, u.Height)
+	}
+	return s.sendPixels(&u)
+}
+
+// sendEvents writes the update's bells and clipboard, and records its
+// cursor and name changes for the next FramebufferUpdate.
+func (s *sender) sendEvents(u *framebuffer.Update) error {
+	for i := 0; i < min(u.Bells, maxBellsPerUpdate); i++ {
+		if err := s.w.WriteByte(msgBell); err != nil {
+			return fmt.Errorf("rfbserver: writing Bell: %w", err)
+		}
+	}
+	if u.ClipboardChanged {
+		text := stringToLatin1(u.Clipboard)
+		if len(text) > s.c.s.maxCutText() {
+			text = text[:s.c.s.maxCutText()]
+		}
+		b := []byte{msgServerCutText, 0, 0, 0}
+		b = binary.BigEndian.AppendUint32(b, uint32(len(text)))
+		if _, err := s.w.Write(b); err != nil {
+			return fmt.Errorf("rfbserver: writing ServerCutText: %w", err)
+		}
+		if _, err := s.w.Write(text); err != nil {
+			return fmt.Errorf("rfbserver: writing ServerCutText: %w", err)
+		}
+	}
+	if u.CursorChanged {
+		s.cursor = u.Cursor
+		if !cursorUsable(s.cursor) {
+			s.cursor = nil
+		}
+		s.cursorDirty = true
+	}
+	if u.NameChanged && s.c.s.Name == "" && u.Name != "" && u.Name != s.name {
+		s.name, s.nameDirty = u.Name, true
+	}
+	return nil
+}
+
+// rectHeader appends a FramebufferUpdate rectangle header.
+func rectHeader(b []byte, x, y, w, h int, e rfb.Encoding) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(x))
+	b = binary.BigEndian.AppendUint16(b, uint16(y))
+	b = binary.BigEndian.AppendUint16(b, uint16(w))
+	b = binary.BigEndian.AppendUint16(b, uint16(h))
+	return binary.BigEndian.AppendUint32(b, uint32(int32(e)))
+}
+
+func updateHeader(b []byte, n int) []byte {
+	b = append(b, msgFramebufferUpdate, 0)
+	return binary.BigEndian.AppendUint16(b, uint16(n))
+}
+
+// appendExtSize appends an ExtendedDesktopSize rectangle with one screen.
+func appendExtSize(b []byte, reason, status, w, h int) []byte {
+	b = rectHeader(b, reason, status, w, h, rfb.EncodingExtendedDesktopSize)
+	b = append(b, 1, 0, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, 0) // screen id
+	b = binary.BigEndian.AppendUint16(b, 0)
+	b = binary.BigEndian.AppendUint16(b, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(w))
+	b = binary.BigEndian.AppendUint16(b, uint16(h))
+	return binary.BigEndian.AppendUint32(b, 0) // flags
+}
+
+// Reasons and statuses of ExtendedDesktopSize rectangles.
+const (
+	extSizeServer     = 0
+	extSizeClient     = 1
+	extSizeProhibited = 1
+)
+
+// sendSizeReplies answers SetDesktopSize requests (all refused: the size
+// belongs to the backend) and non-incremental requests of clients that use
+// ExtendedDesktopSize, in an update without pixels.
+func (s *sender) sendSizeReplies() error {
+	n := s.sizeReplies
+	query := s.sizeQuery && s.extDesktopSize
+	if query {
+		n++
+	}
+	b := updateHeader(s.buf[:0], n)
+	for i := 0; i < s.sizeReplies; i++ {
+		b = appendExtSize(b, extSizeClient, extSizeProhibited, s.clientW, s.clientH)
+	}
+	if query {
+		b = appendExtSize(b, extSizeServer, 0, s.clientW, s.clientH)
+	}
+	s.buf = b
+	s.sizeReplies, s.sizeQuery, s.requested = 0, false, false
+	return s.flush(b, "size reply")
+}
+
+// sendResize tells the client the new size in an update without pixels;
+// the pixels follow on its next request.
+func (s *sender) sendResize(w, h int) error {
+	b := s.pseudoRects(updateHeader(s.buf[:0], 0))
+	if s.extDesktopSize {
+		b = appendExtSize(b, extSizeServer, 0, w, h)
+	} else {
+		b = rectHeader(b, 0, 0, w, h, rfb.EncodingDesktopSize)
+	}
+	s.setRectCount(b, s.pseudoCount()+1)
+	s.clearPseudo()
+	s.buf = b
+	s.clientW, s.clientH = w, h
+	s.fullPending, s.requested = true, false
+	s.forced = s.forced[:0]
+	return s.flush(b, "resize")
+}
+
+// pseudoCount returns the number of pseudo-rectangles due.
+func (s *sender) pseudoCount() int {
+	n := 0
+	if s.cursorDirty && s.cursorEnc {
+		n++
+	}
+	if s.nameDirty && s.desktopName {
+		n++
+	}
+	if s.qemuKey && !s.qemuKeyAcked {
+		n++
+	}
+	return n
+}
+
+// pseudoRects appends the due cursor, name and QEMU key pseudo-rectangles.
+func (s *sender) pseudoRects(b []byte) []byte {
+	if s.cursorDirty && s.cursorEnc {
+		if c := s.cursor; c != nil {
+			b = rectHeader(b, c.HotX, c.HotY, c.W, c.H, rfb.EncodingCursor)
+			b = appendCursor(b, c, s.pw)
+		} else {
+			b = rectHeader(b, 0, 0, 0, 0, rfb.EncodingCursor)
+		}
+	}
+	if s.nameDirty && s.desktopName {
+		b = rectHeader(b, 0, 0, 0, 0, rfb.EncodingDesktopName)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s.name)))
+		b = append(b, s.name...)
+	}
+	if s.qemuKey && !s.qemuKeyAcked {
+		b = rectHeader(b, 0, 0, 0, 0, rfb.EncodingQEMUExtendedKey)
+	}
+	return b
+}
+
+func (s *sender) clearPseudo() {
+	if s.cursorEnc {
+		s.cursorDirty = false
+	}
+	if s.desktopName {
+		s.nameDirty = false
+	}
+	if s.qemuKey {
+		s.qemuKeyAcked = true
+	}
+}
+
+// setRectCount patches the rectangle count of the update starting b.
+func (s *sender) setRectCount(b []byte, n int) {
+	binary.BigEndian.PutUint16(b[2:4], uint16(n))
+}
+
+// sendPixels sends the taken damage (or the whole screen) as one
+// FramebufferUpdate, if there is anything to send.
+func (s *sender) sendPixels(u *framebuffer.Update) error {
+	bounds := framebuffer.Rect{W: min(s.clientW, s.mirror.W), H: min(s.clientH, s.mirror.H)}
+	s.acc.Reset(s.mirror.W, s.mirror.H)
+	var moves []framebuffer.Move
+	if s.fullPending {
+		s.acc.Add(bounds)
+	} else {
+		// Once one move goes as pixels, later ones may read from it, so
+		// they go as pixels too. Areas the client lost rule out CopyRect.
+		asPixels := !s.copyRect || len(s.forced) > 0
+		for _, m := range u.Moves {
+			if asPixels || !m.Src.In(bounds) || !m.Dst().In(bounds) {
+				asPixels = true
+				s.acc.Add(m.Dst())
+				continue
+			}
+			moves = append(moves, m)
+		}
+		for _, r := range u.Damage {
+			s.acc.Add(r)
+		}
+		for _, r := range s.forced {
+			s.acc.Add(r)
+		}
+	}
+	rects := s.acc.Rects(s.rects[:0])
+	if len(rects) > maxUpdateRects {
+		var all framebuffer.Rect
+		for _, r := range rects {
+			all = all.Union(r)
+		}
+		rects = append(rects[:0], all)
+	}
+	// Clip to what the client knows and split into bands.
+	bands := s.bands(rects, bounds)
+	s.rects = rects[:0]
+	count := len(moves) + len(bands) + s.pseudoCount()
+	if count == 0 {
+		return nil
+	}
+
+	b := updateHeader(s.buf[:0], count)
+	for _, m := range moves {
+		d := m.Dst()
+		b = rectHeader(b, d.X, d.Y, d.W, d.H, rfb.EncodingCopyRect)
+		b = binary.BigEndian.AppendUint16(b, uint16(m.Src.X))
+		b = binary.BigEndian.AppendUint16(b, uint16(m.Src.Y))
+	}
+	enc := s.encoder(s.enc)
+	for _, r := range bands {
+		b = rectHeader(b, r.X, r.Y, r.W, r.H, s.enc)
+		var err error
+		b, err = enc.encode(b, &s.mirror, r, s.pw)
+		if err != nil {
+			return err
+		}
+		if len(b) >= 64<<10 {
+			if _, err := s.w.Write(b); err != nil {
+				return fmt.Errorf("rfbserver: writing update: %w", err)
+			}
+			s.buf = b
+			b = b[:0]
+		}
+	}
+	b = s.pseudoRects(b)
+	s.clearPseudo()
+	s.buf = b
+	s.requested, s.fullPending = false, false
+	s.forced = s.forced[:0]
+	return s.flush(b, "update")
+}
+
+// bands clips rects to bounds and splits them into bands of at most
+// maxBandPixels, in a scratch slice valid until the next call.
+func (s *sender) bands(rects []framebuffer.Rect, bounds framebuffer.Rect) []framebuffer.Rect {
+	out := s.bandBuf[:0]
+	defer func() { s.bandBuf = out[:0] }()
+	for _, r := range rects {
+		r = r.Intersect(bounds)
+		if r.Empty() {
+			continue
+		}
+		bh := bandHeight(r.W)
+		for y := r.Y; y < r.Y+r.H; y += bh {
+			out = append(out, framebuffer.Rect{X: r.X, Y: y, W: r.W, H: min(bh, r.Y+r.H-y)})
+		}
+	}
+	return out
+}
+
+// bandHeight returns the rows per band for rectangles w pixels wide: a
+// multiple of ZRLE's tile size, at least one tile.
+func bandHeight(w int) int {
+	return max(zrleTile, maxBandPixels/max(w, 1)/zrleTile*zrleTile)
+}
+
+// flush writes b and flushes the connection.
+func (s *sender) flush(b []byte, what string) error {
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("rfbserver: writing %s: %w", what, err)
+	}
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("rfbserver: writing %s: %w", what, err)
+	}
+	return nil
+}
