@@ -41,7 +41,6 @@ type Browser struct {
 	conn *conn
 	out  *tailBuffer
 
-	waitOnce sync.Once
 	waitErr  error
 	exited   chan struct{}
 }
