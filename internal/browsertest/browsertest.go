@@ -41,8 +41,8 @@ type Browser struct {
 	conn *conn
 	out  *tailBuffer
 
-	waitErr  error
-	exited   chan struct{}
+	waitErr error
+	exited  chan struct{}
 }
 
 // Launch starts headless Chromium for the test and returns it. The browser
