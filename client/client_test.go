@@ -81,6 +81,10 @@ func newProtoServer(t *testing.T) *protoServer {
 		}()
 		s.conns <- c
 	})
+	mux.HandleFunc("/parent", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(parentPage))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -556,6 +560,51 @@ func TestClientProtocol(t *testing.T) {
 		p.WaitFor(t, el+`.state === 'connected'`, wait)
 	})
 
+	if errs := p.Errors(); len(errs) != 0 {
+		t.Errorf("page errors: %q", errs)
+	}
+}
+
+// parentPage embeds the console in an iframe and drives it through the
+// postMessage bridge.
+const parentPage = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
+<iframe id="f" src="/?embed=1&amp;token=abc" style="width:400px;height:300px"></iframe>
+<script>
+window.events = [];
+addEventListener('message', (e) => {
+  if (!e.data || e.data.type !== 'kvmgate') return;
+  events.push(e.data);
+  if (e.data.event === 'connect') {
+    document.getElementById('f').contentWindow.postMessage({type: 'kvmgate', cmd: 'combo', name: 'ctrl-alt-del'}, '*');
+    document.getElementById('f').contentWindow.postMessage({type: 'kvmgate', cmd: 'type', text: 'hello', layout: 'us'}, '*');
+  }
+});
+</script>`
+
+func TestEmbedBridge(t *testing.T) {
+	srv := newProtoServer(t)
+	b := browsertest.Launch(t)
+	p := b.NewPage(t, srv.URL+"/parent")
+	c := srv.accept(t)
+	if c.query != "embed=1&token=abc&ticket=signed-ticket" {
+		t.Errorf("WebSocket query %q", c.query)
+	}
+	c.sendJSON(hello(4, 4))
+	if m := c.next("combo"); m["name"] != "ctrl-alt-del" {
+		t.Errorf("combo from the parent: %v", m)
+	}
+	if m := c.next("type"); m["text"] != "hello" || m["layout"] != "us" {
+		t.Errorf("type from the parent: %v", m)
+	}
+	c.sendJSON(map[string]any{"t": "clipboard", "text": "copied"})
+	p.WaitFor(t, `events.some((e) => e.event === 'clipboard' && e.detail.text === 'copied')`, wait)
+	var hidden bool
+	if err := p.EvalInto(`document.getElementById('f').contentDocument.querySelector('kvm-console').shadowRoot.querySelector('.bar').hidden`, &hidden); err != nil {
+		t.Fatal(err)
+	}
+	if !hidden {
+		t.Error("embed mode shows the toolbar")
+	}
 	if errs := p.Errors(); len(errs) != 0 {
 		t.Errorf("page errors: %q", errs)
 	}

@@ -183,8 +183,8 @@ export function parseRecords(buf, inflater) {
 
 /**
  * Returns the WebSocket URL for the console page at loc: "ws" next to the
- * page, with the page's own query string, plus the ticket from
- * <meta name="kvmgate-ticket"> when the query has none.
+ * page, with the page's own query string, plus the ticket from the first
+ * non-empty <meta name="kvmgate-ticket"> when the query has none.
  * @param {Location|URL} loc
  * @param {Document} [doc]
  */
@@ -193,7 +193,8 @@ export function socketURL(loc, doc) {
   u.protocol = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   u.search = loc.search;
   u.hash = '';
-  const ticket = doc?.querySelector('meta[name="kvmgate-ticket"]')?.getAttribute('content');
+  const metas = doc ? [...doc.querySelectorAll('meta[name="kvmgate-ticket"]')] : [];
+  const ticket = metas.map((m) => m.getAttribute('content')).find(Boolean);
   if (ticket && !u.searchParams.has('ticket')) u.searchParams.set('ticket', ticket);
   return u.href;
 }
