@@ -66,14 +66,14 @@ func ParsePPM(data []byte) (*framebuffer.Canvas, error) {
 		case sample == 1:
 			for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
 				for k := 0; k < 3; k++ {
-					dst[j+k] = byte(min(int(src[i+k]), maxval) * 255 / maxval)
+					dst[j+k] = byte((min(int(src[i+k]), maxval)*255 + maxval/2) / maxval)
 				}
 			}
 		default:
 			for i, j := 0, 0; i < len(src); i, j = i+6, j+4 {
 				for k := 0; k < 3; k++ {
 					v := min(int(src[i+2*k])<<8|int(src[i+2*k+1]), maxval)
-					dst[j+k] = byte(v * 255 / maxval)
+					dst[j+k] = byte((v*255 + maxval/2) / maxval)
 				}
 			}
 		}

@@ -2,7 +2,7 @@ package testserver
 
 import (
 	"bufio"
-	"fmt"
+	"encoding/binary"
 	"io"
 	"net"
 	"slices"
@@ -13,9 +13,11 @@ import (
 	"kvmgate/framebuffer"
 )
 
-// securityTypes does the first steps of an RFB 3.8 handshake and returns the
-// security types the server offers.
-func securityTypes(t *testing.T, addr string) []byte {
+// rfbHandshake does the first steps of an RFB 3.8 handshake and returns the
+// security types the server offers. If the server offers None (1), it picks
+// it, sends a shared ClientInit and returns the desktop size from
+// ServerInit; otherwise w and h are 0.
+func rfbHandshake(t *testing.T, addr string) (types []byte, w, h int) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -38,11 +40,45 @@ func securityTypes(t *testing.T, addr string) []byte {
 	if err != nil || n == 0 {
 		t.Fatalf("%s: security types: n=%d err=%v", addr, n, err)
 	}
-	types := make([]byte, n)
+	types = make([]byte, n)
 	if _, err := io.ReadFull(r, types); err != nil {
 		t.Fatalf("%s: security types: %v", addr, err)
 	}
-	return types
+	if !slices.Contains(types, 1) {
+		return types, 0, 0
+	}
+	// Security None, SecurityResult, ClientInit (shared), ServerInit.
+	if _, err := c.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	var res [4]byte
+	if _, err := io.ReadFull(r, res[:]); err != nil || res != [4]byte{} {
+		t.Fatalf("%s: security result %v, %v", addr, res, err)
+	}
+	if _, err := c.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	var init [4]byte
+	if _, err := io.ReadFull(r, init[:]); err != nil {
+		t.Fatalf("%s: ServerInit: %v", addr, err)
+	}
+	return types, int(binary.BigEndian.Uint16(init[0:])), int(binary.BigEndian.Uint16(init[2:]))
+}
+
+// waitRFBSize waits until a new RFB connection sees a w×h desktop.
+func waitRFBSize(t *testing.T, addr string, w, h int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, gw, gh := rfbHandshake(t, addr)
+		if gw == w && gh == h {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: RFB desktop is %dx%d, want %dx%d", addr, gw, gh, w, h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // countColour returns how many pixels of c have the colour rgb (R in the
@@ -92,8 +128,8 @@ const (
 func TestXvnc(t *testing.T) {
 	t.Parallel()
 	x := StartXvnc(t, XvncOptions{Width: 640, Height: 480})
-	if got := securityTypes(t, x.Addr()); !slices.Contains(got, 1) {
-		t.Errorf("Xvnc without password offers security types %v, want None (1)", got)
+	if got, w, h := rfbHandshake(t, x.Addr()); !slices.Contains(got, 1) || w != 640 || h != 480 {
+		t.Errorf("Xvnc without password: security types %v, desktop %dx%d; want None (1), 640x480", got, w, h)
 	}
 	x.Run(t, "xsetroot", "-solid", "red")
 	x.Start(t, "xterm", "-title", "kvmgate-xterm", "-geometry", "40x10+10+10")
@@ -117,25 +153,35 @@ func TestXvnc(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkScreen(t, c, sz[0], sz[1])
+		waitRFBSize(t, x.Addr(), sz[0], sz[1])
 	}
 }
 
 func TestXvncPassword(t *testing.T) {
 	t.Parallel()
-	x := StartXvnc(t, XvncOptions{Width: 320, Height: 200, Password: "s3cret"})
+	// Depth 16 also takes ParseXWD's general path on real xwd output.
+	x := StartXvnc(t, XvncOptions{Width: 320, Height: 200, Depth: 16, Password: "s3cret"})
 	if x.Password() != "s3cret" {
 		t.Errorf("Password() = %q", x.Password())
 	}
-	if got := securityTypes(t, x.Addr()); !slices.Contains(got, 2) || slices.Contains(got, 1) {
+	if got, _, _ := rfbHandshake(t, x.Addr()); !slices.Contains(got, 2) || slices.Contains(got, 1) {
 		t.Errorf("Xvnc with password offers security types %v, want VNC auth (2) and not None", got)
+	}
+	x.Run(t, "xsetroot", "-solid", "red")
+	c, err := x.Screenshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.W != 320 || c.H != 200 || countColour(c, red) != 320*200 {
+		t.Errorf("16-bit screen: %dx%d with %d red pixels, want 320x200 all red", c.W, c.H, countColour(c, red))
 	}
 }
 
 func TestX11vnc(t *testing.T) {
 	t.Parallel()
 	x := StartX11vnc(t, X11vncOptions{Width: 640, Height: 480, MaxWidth: 1280, MaxHeight: 1024})
-	if got := securityTypes(t, x.Addr()); !slices.Contains(got, 1) {
-		t.Errorf("x11vnc without password offers security types %v, want None (1)", got)
+	if got, w, h := rfbHandshake(t, x.Addr()); !slices.Contains(got, 1) || w != 640 || h != 480 {
+		t.Errorf("x11vnc without password: security types %v, desktop %dx%d; want None (1), 640x480", got, w, h)
 	}
 	x.Run(t, "xsetroot", "-solid", "blue")
 	x.Start(t, "xterm", "-title", "kvmgate-xterm", "-geometry", "40x10+10+10")
@@ -154,12 +200,13 @@ func TestX11vnc(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkScreen(t, c, 1021, 765)
+	waitRFBSize(t, x.Addr(), 1021, 765)
 }
 
 func TestQEMUSeaBIOS(t *testing.T) {
 	t.Parallel()
 	q := StartQEMU(t, QEMUOptions{Guest: GuestSeaBIOS, Password: "pw"})
-	if got := securityTypes(t, q.Addr()); !slices.Contains(got, 2) {
+	if got, _, _ := rfbHandshake(t, q.Addr()); !slices.Contains(got, 2) {
 		t.Errorf("QEMU with password offers security types %v, want VNC auth (2)", got)
 	}
 	c := q.WaitSettled(t, 60*time.Second)
@@ -181,6 +228,9 @@ func TestQEMULinux(t *testing.T) {
 	t.Logf("Linux guest ready after %v", time.Since(start).Round(100*time.Millisecond))
 	c := q.WaitSettled(t, 60*time.Second)
 	checkScreen(t, c, 720, 400)
+	if got, w, h := rfbHandshake(t, q.Addr()); !slices.Contains(got, 1) || w != 720 || h != 400 {
+		t.Errorf("QEMU without password: security types %v, desktop %dx%d; want None (1), 720x400", got, w, h)
+	}
 
 	q.TypeText(t, "echo TYPED-OK > /dev/ttyS0\n")
 	q.WaitSerial(t, "TYPED-OK", 30*time.Second)
@@ -190,5 +240,4 @@ func TestQEMULinux(t *testing.T) {
 	q.SendKey(t, "ctrl", "alt", "delete")
 	q.WaitSerial(t, GuestCtrlAltDel, 30*time.Second)
 	t.Logf("Linux guest test done after %v", time.Since(start).Round(100*time.Millisecond))
-	_ = fmt.Sprint()
 }

@@ -146,6 +146,7 @@ func (c channel) value(v uint32) byte {
 	case c.bits >= 8:
 		return byte(v >> (c.bits - 8))
 	default:
-		return byte(v * 255 / (1<<c.bits - 1))
+		m := uint32(1)<<c.bits - 1
+		return byte((v*255 + m/2) / m)
 	}
 }
