@@ -460,8 +460,13 @@ func TestClientProtocol(t *testing.T) {
 	})
 
 	t.Run("pointer", func(t *testing.T) {
-		for _, scale := range []string{"fit", "1:1"} {
-			p.MustEval(t, el+`.scale = `+fmt.Sprintf("%q", scale))
+		for _, tc := range []struct {
+			scale string
+			dpr   float64
+		}{{"fit", 1}, {"1:1", 1}, {"1:1", 2}, {"fit", 2}} {
+			scale := tc.scale
+			p.SetDeviceScale(t, tc.dpr)
+			p.MustEval(t, el+`.scale = "fit"; `+el+`.scale = `+fmt.Sprintf("%q", scale))
 			var r struct{ Left, Top, Width, Height float64 }
 			if err := p.EvalInto(`(() => { const r = `+el+`.canvas.getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height}; })()`, &r); err != nil {
 				t.Fatal(err)
@@ -469,8 +474,11 @@ func TestClientProtocol(t *testing.T) {
 			if scale == "fit" && r.Width < 5*W {
 				t.Errorf("fit: canvas shown %vx%v, want it scaled up to the window", r.Width, r.Height)
 			}
+			if scale == "1:1" && (r.Width != W/tc.dpr || r.Height != H/tc.dpr) {
+				t.Errorf("1:1 at %vx: canvas shown %vx%v CSS pixels, want one device pixel per pixel", tc.dpr, r.Width, r.Height)
+			}
 			c.drain()
-			p.MouseMove(t, r.Left+0.5, r.Top+0.5)
+			p.MouseMove(t, r.Left+0.25*r.Width/W, r.Top+0.25*r.Height/H)
 			if m := c.next("ptr"); m["x"] != 0.0 || m["y"] != 0.0 || m["b"] != 0.0 {
 				t.Errorf("%s: pointer at the top left corner = %v, want 0,0", scale, m)
 			}
@@ -499,7 +507,8 @@ func TestClientProtocol(t *testing.T) {
 		if !menu {
 			t.Error("the context menu is not suppressed over the canvas")
 		}
-		p.MustEval(t, el+`.scale = "fit"`)
+		p.SetDeviceScale(t, 0)
+		p.MustEval(t, el+`.scale = "1:1"; `+el+`.scale = "fit"`)
 	})
 
 	t.Run("toolbar", func(t *testing.T) {
@@ -539,8 +548,13 @@ func TestClientProtocol(t *testing.T) {
 	})
 
 	t.Run("reconnect", func(t *testing.T) {
+		c.sendJSON(map[string]any{"t": "ticket", "ticket": "renewed"})
+		p.WaitFor(t, el+`.url.includes('ticket=renewed')`, wait)
 		c.ws.Close()
 		c2 := srv.accept(t)
+		if c2.query != "token=abc&ticket=renewed" {
+			t.Errorf("reconnect query %q, want the renewed ticket", c2.query)
+		}
 		c2.sendJSON(hello(8, 4))
 		f := &frame{c: c2, want: want}
 		f.resize(8, 4)

@@ -87,6 +87,8 @@ export class KvmConsole extends HTMLElement {
     this.kbps = 0;
     this.sample = { t: performance.now(), frames: 0, bytes: 0 };
     this.statsTimer = 0;
+    this.flashTimer = 0;
+    this.dpr = 0;
     /** @type {any} */
     this.toolbar = null;
     this.resizeObserver = new ResizeObserver(() => this.relayout());
@@ -135,6 +137,12 @@ export class KvmConsole extends HTMLElement {
   relayout() {
     this.view.classList.toggle('native', this.scale === '1:1');
     layout(this.canvas, this.scale, this.view.clientWidth, this.view.clientHeight);
+    // Lay out again when the device pixel ratio changes (zoom, another screen).
+    const dpr = window.devicePixelRatio || 1;
+    if (dpr !== this.dpr) {
+      this.dpr = dpr;
+      matchMedia(`(resolution: ${dpr}dppx)`).addEventListener('change', () => this.relayout(), { once: true });
+    }
   }
 
   /**
@@ -222,6 +230,7 @@ export class KvmConsole extends HTMLElement {
           return;
         }
         this.hello = m;
+        this.renewTicket(m.ticket);
         this.backend = 'connected';
         this.screen.resize(m.width | 0, m.height | 0);
         this.setState('connected');
@@ -246,10 +255,14 @@ export class KvmConsole extends HTMLElement {
       case 'error':
         if (m.fatal) this.noRetry = true;
         this.message = String(m.message ?? '');
+        if (!m.fatal) this.flash(this.message);
         this.emit('error', { message: this.message, fatal: !!m.fatal });
         break;
       case 'stats':
-        this.rtt = Number(m.rtt) || 0;
+        this.rtt = Math.round(Number(m.rtt) || 0);
+        break;
+      case 'ticket':
+        this.renewTicket(m.ticket);
         break;
       default:
         // Unknown server messages are ignored: newer servers may add some.
@@ -273,6 +286,33 @@ export class KvmConsole extends HTMLElement {
         this.emit('frame', { frame: n, width: this.screen.width, height: this.screen.height });
       }, (e) => conn.fail(`frame ${n}: ${e?.message ?? e}`));
     }
+  }
+
+  /**
+   * Puts a fresh ticket from the server into the URL used to reconnect, so
+   * that reconnecting works after the page's short-lived ticket expired.
+   * @param {unknown} ticket
+   */
+  renewTicket(ticket) {
+    if (typeof ticket !== 'string' || !ticket) return;
+    try {
+      const u = new URL(this.url);
+      if (!u.searchParams.has('ticket')) return;
+      u.searchParams.set('ticket', ticket);
+      this.url = u.href;
+    } catch { /* keep the URL */ }
+  }
+
+  /**
+   * Shows a message over the console for a few seconds.
+   * @param {string} text
+   */
+  flash(text) {
+    if (!text || this.state !== 'connected') return;
+    this.msg.textContent = text;
+    this.msg.hidden = false;
+    clearTimeout(this.flashTimer);
+    this.flashTimer = window.setTimeout(() => { if (this.state === 'connected') this.msg.hidden = true; }, 5000);
   }
 
   /** @param {{code: number, reason: string}} ev */

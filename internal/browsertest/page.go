@@ -404,3 +404,20 @@ func (e *exceptionDetails) String() string {
 	}
 	return s
 }
+
+// SetDeviceScale emulates a screen with dpr device pixels per CSS pixel
+// (2 for a typical HiDPI laptop); 0 ends the emulation.
+func (p *Page) SetDeviceScale(t testing.TB, dpr float64) {
+	t.Helper()
+	var err error
+	if dpr == 0 {
+		err = p.call("Emulation.clearDeviceMetricsOverride", nil, nil)
+	} else {
+		err = p.call("Emulation.setDeviceMetricsOverride", map[string]any{
+			"width": 0, "height": 0, "deviceScaleFactor": dpr, "mobile": false,
+		}, nil)
+	}
+	if err != nil {
+		t.Fatalf("browsertest: device scale %v: %v", dpr, err)
+	}
+}
