@@ -1,0 +1,85 @@
+package rfbserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"kvmgate/framebuffer"
+	"kvmgate/rfb"
+)
+
+// handshake38 is a client's side of a 3.8 handshake with no security.
+var handshake38 = []byte("RFB 003.008\n\x01\x01")
+
+// fuzzSeeds are well-formed message sequences the fuzzer starts from.
+func fuzzSeeds() [][]byte {
+	req := func(inc byte) []byte { return []byte{msgUpdateRequest, inc, 0, 0, 0, 0, 0, 40, 0, 30} }
+	encs := func(e ...rfb.Encoding) []byte {
+		b := []byte{msgSetEncodings, 0}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
+		for _, x := range e {
+			b = binary.BigEndian.AppendUint32(b, uint32(int32(x)))
+		}
+		return b
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	return [][]byte{
+		req(0),
+		cat(encs(rfb.EncodingZRLE, rfb.EncodingCopyRect, rfb.EncodingCursor, rfb.EncodingExtendedDesktopSize), req(0), req(1)),
+		cat(append([]byte{msgSetPixelFormat, 0, 0, 0}, rfb.Format16.Marshal()...), encs(rfb.EncodingHextile), req(0)),
+		cat([]byte{msgKeyEvent, 1, 0, 0, 0, 0, 0, 'a'}, []byte{msgPointerEvent, 9, 0, 5, 0, 6}),
+		{msgClientCutText, 0, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'},
+		{msgQEMU, 0, 0, 1, 0, 0, 0, 'a', 0, 0, 0, 0x1e},
+		cat([]byte{msgSetDesktopSize, 0, 0, 10, 0, 10, 1, 0}, make([]byte, 16), req(1)),
+	}
+}
+
+// FuzzServeConn feeds arbitrary client messages after a valid handshake:
+// the server must neither panic nor hang, whatever it is sent.
+func FuzzServeConn(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
+	canvas, _ := framebuffer.NewCanvas(40, 30)
+	pattern(canvas, 3)
+	fb := framebuffer.New()
+	var batch framebuffer.Batch
+	fb.Publish(canvas, &batch)
+	fb.SetCursor(&framebuffer.Cursor{W: 2, H: 2, Pix: make([]byte, 16)})
+	s := &Server{FB: fb, Input: newRecorder(), MaxCutText: 1 << 10, Logger: slog.New(slog.DiscardHandler)}
+
+	f.Fuzz(func(t *testing.T, msgs []byte) {
+		if len(msgs) > 1<<16 {
+			return
+		}
+		a, b := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.ServeConn(context.Background(), a)
+		}()
+		// Drain what the server writes; the pipe is unbuffered.
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			io.Copy(io.Discard, b)
+		}()
+		b.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		b.Write(handshake38)
+		b.Write(msgs)
+		// Closing the client side must end the connection.
+		b.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("ServeConn did not return after the client closed")
+		}
+		<-drained
+	})
+}
