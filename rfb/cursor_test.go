@@ -188,3 +188,40 @@ func TestCursorErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCursor reads cursor pseudo-rectangles: byte 0 picks the kind and the
+// pixel format, bytes 1..4 the hotspot and size (up to 300, beyond the
+// limit), the rest is the payload.
+func FuzzCursor(f *testing.F) {
+	raw := binary.BigEndian.AppendUint32(nil, uint32(EncodingRaw))
+	f.Add(append([]byte{0, 1, 1, 9, 2}, make([]byte, 9*2*4+2*2)...))
+	f.Add(append([]byte{3 * 1, 0, 0, 9, 2}, make([]byte, 6+2*2*2)...))
+	f.Add(append(append([]byte{3 * 2, 5, 5, 3, 3}, raw...), bytes.Repeat([]byte{0x40, 0x20, 0x10, 0x80}, 9)...))
+	f.Add([]byte{3 * 2, 0, 0, 0, 0, 0, 0, 0, 0})
+	readers := []func(*decodeContext, framebuffer.Rect) (*framebuffer.Cursor, error){readCursor, readXCursor, readAlphaCursor}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 5 {
+			return
+		}
+		read := readers[int(data[0])%3]
+		pf := tightFuzzFormats[int(data[0]/3)%len(tightFuzzFormats)]
+		r := framebuffer.Rect{X: int(data[1]), Y: int(data[2]), W: int(data[3]) * 300 / 255, H: int(data[4]) * 300 / 255}
+		d := newDecodeContext(newReader(bytes.NewReader(data[5:])), pf, nil, &framebuffer.Canvas{}, &framebuffer.Batch{})
+		c, err := read(d, r)
+		if err != nil {
+			if c != nil {
+				t.Fatal("cursor with an error")
+			}
+			return
+		}
+		if c == nil {
+			if !r.Empty() {
+				t.Fatalf("no cursor for %v", r)
+			}
+			return
+		}
+		if c.W != r.W || c.H != r.H || len(c.Pix) != 4*r.W*r.H || c.HotX < 0 || c.HotX >= c.W || c.HotY < 0 || c.HotY >= c.H {
+			t.Fatalf("cursor %dx%d hot %d,%d with %d bytes for %v", c.W, c.H, c.HotX, c.HotY, len(c.Pix), r)
+		}
+	})
+}

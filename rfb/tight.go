@@ -149,11 +149,11 @@ func tpixelRow(c *converter, dst, src []byte, n, ts int) {
 
 func (t *tightDecoder) fill(d *decodeContext, r framebuffer.Rect) error {
 	ts := tpixelSize(&d.pf)
-	var b [4]byte
-	if err := d.r.full(b[:ts]); err != nil {
+	b, err := d.r.readN(ts, 4)
+	if err != nil {
 		return err
 	}
-	d.canvas.Fill(r, tpixel(d.conv, b[:], ts))
+	d.canvas.Fill(r, tpixel(d.conv, b, ts))
 	return nil
 }
 

@@ -870,3 +870,108 @@ func TestTightBrokenStreamStays(t *testing.T) {
 	}
 	tightCheck(t, pf, cv, r, pic)
 }
+
+// tightFuzzFormats are the pixel formats fuzz inputs choose from.
+var tightFuzzFormats = []PixelFormat{NativeFormat, tightBGRXBE, tightDepth32, Format16, tightFormat16BE, Format8, {BitsPerPixel: 8, Depth: 8}}
+
+// tightFuzzDecode decodes data as a fuzz input: byte 0 picks the pixel
+// format, bytes 1 and 2 the rectangle's size (1..64), and the rest is the
+// payload of up to 8 rectangles of that size on one decoder.
+func tightFuzzDecode(t *testing.T, enc Encoding, data []byte) {
+	if len(data) < 3 {
+		return
+	}
+	pf := tightFuzzFormats[int(data[0])%len(tightFuzzFormats)]
+	r := framebuffer.Rect{X: int(data[0]>>4) % 4, Y: 1, W: int(data[1])%64 + 1, H: int(data[2])%64 + 1}
+	cv, _ := framebuffer.NewCanvas(68, 66)
+	d := newDecodeContext(newReader(bytes.NewReader(data[3:])), pf, []uint32{0xff0000ff, 0xff00ff00}, cv, &framebuffer.Batch{})
+	dec, err := d.decoder(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		if err := dec.decode(d, r); err != nil {
+			break
+		}
+	}
+	for i := 3; i < len(cv.Pix); i += 4 {
+		if cv.Pix[i] != 0xff {
+			t.Fatalf("canvas alpha %d at byte %d", cv.Pix[i], i)
+		}
+	}
+}
+
+// tightFuzzSeed is a valid input for tightFuzzDecode holding n rectangles.
+type tightFuzzSeed struct {
+	data []byte
+	n    int
+}
+
+// tightFuzzSeeds returns small valid inputs, one method each, so that the
+// fuzzer's mutations of most seeds stay cheap to run and to minimize.
+func tightFuzzSeeds(t testing.TB, png bool) []tightFuzzSeed {
+	var seeds []tightFuzzSeed
+	const w, h = 9, 5
+	add := func(pfIndex int, n int, write func(e *tightEnc)) {
+		e := tightNewEnc(tightFuzzFormats[pfIndex])
+		write(e)
+		seeds = append(seeds, tightFuzzSeed{append([]byte{byte(pfIndex), w - 1, h - 1}, e.out.Bytes()...), n})
+	}
+	for pfi := range tightFuzzFormats[:5] {
+		add(pfi, 1, func(e *tightEnc) { e.fill(0xf, 0x123456) })
+	}
+	add(0, 1, func(e *tightEnc) { e.image(0, tightJPEG, tightEncodeJPEG(t, tightSmoothPic(w, h), 50)) })
+	if png {
+		add(0, 1, func(e *tightEnc) {
+			e.image(0, tightNoZlib, tightEncodePNG(t, tightRGBA(tightPalettePic(w, h, 3, 1))))
+		})
+		return seeds
+	}
+	for _, pfi := range []int{0, 3, 5} {
+		add(pfi, 3, func(e *tightEnc) {
+			pal, n, data := e.paletteData(tightPalettePic(w, h, 2, 1))
+			e.basic(0x1, 0, tightFilterPalette, pal, n, data)
+			pal, n, data = e.paletteData(tightPalettePic(w, h, 5, 1))
+			e.basic(0x2, 1, tightFilterPalette, pal, n, data)
+			pal, n, data = e.paletteData(tightPalettePic(w, h, 2, 2))
+			e.basic(0, 0, tightFilterPalette, pal, n, data)
+		})
+		add(pfi, 2, func(e *tightEnc) {
+			e.basic(0x4, 2, tightNoFilterByte, nil, 0, e.copyData(tightNoisePic(w, h, 2)))
+			e.basic(0, -1, tightFilterCopy, nil, 0, e.copyData(tightNoisePic(w, h, 3)))
+		})
+	}
+	for _, pfi := range []int{0, 3, 4} {
+		add(pfi, 1, func(e *tightEnc) { e.basic(0x8, 3, tightFilterGradient, nil, 0, e.gradientData(tightSmoothPic(w, h))) })
+	}
+	return seeds
+}
+
+func FuzzTight(f *testing.F) {
+	for _, s := range tightFuzzSeeds(f, false) {
+		f.Add(s.data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { tightFuzzDecode(t, EncodingTight, data) })
+}
+
+// TestTightFuzzSeedsDecode makes sure the generated seeds are valid, so
+// fuzzing starts from inputs that reach deep into the decoder.
+func TestTightFuzzSeedsDecode(t *testing.T) {
+	for _, png := range []bool{false, true} {
+		enc := EncodingTight
+		if png {
+			enc = EncodingTightPNG
+		}
+		for _, s := range tightFuzzSeeds(t, png) {
+			pf := tightFuzzFormats[s.data[0]]
+			r := framebuffer.Rect{W: int(s.data[1]) + 1, H: int(s.data[2]) + 1}
+			rs := make([]framebuffer.Rect, s.n)
+			for i := range rs {
+				rs[i] = r
+			}
+			if _, err := tightDecodeAll(t, enc, pf, s.data[3:], r.W, r.H, rs); err != nil {
+				t.Errorf("%v seed for %v: %v", enc, pf, err)
+			}
+		}
+	}
+}

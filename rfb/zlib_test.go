@@ -94,3 +94,11 @@ func TestZlibErrors(t *testing.T) {
 		})
 	}
 }
+
+func FuzzZlib(f *testing.F) {
+	for pfi, pf := range tightFuzzFormats[:5] {
+		seed := []byte{byte(pfi), 9 - 1, 5 - 1}
+		f.Add(append(seed, zlibEncRects(pf, []tightPic{tightNoisePic(9, 5, 1), tightSmoothPic(9, 5)})...))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { tightFuzzDecode(t, EncodingZlib, data) })
+}
