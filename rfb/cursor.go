@@ -11,9 +11,10 @@ import (
 // hides it. The functions here turn the payload into a framebuffer.Cursor
 // with straight alpha; they do not touch the canvas.
 
-// maxCursorSize bounds a cursor's width and height, as TigerVNC's viewer
-// does; servers stay well below it.
-const maxCursorSize = 256
+// maxCursorSize bounds a cursor's width and height. TigerVNC's viewer
+// stops at 256; HiDPI guests with large accessibility cursors can come
+// close, so kvmgate allows twice that (1 MiB of RGBA at most).
+const maxCursorSize = 512
 
 // newCursor checks r's size and makes the cursor it describes, or returns
 // nil for an empty one.

@@ -169,9 +169,9 @@ func TestCursorErrors(t *testing.T) {
 		payload []byte
 		want    string
 	}{
-		{"cursor too wide", readCursor, framebuffer.Rect{W: 257, H: 1}, nil, "exceeds"},
+		{"cursor too wide", readCursor, framebuffer.Rect{W: 513, H: 1}, nil, "exceeds"},
 		{"xcursor too tall", readXCursor, framebuffer.Rect{W: 1, H: 65535}, nil, "exceeds"},
-		{"alpha too big", readAlphaCursor, framebuffer.Rect{W: 300, H: 300}, nil, "exceeds"},
+		{"alpha too big", readAlphaCursor, framebuffer.Rect{W: 600, H: 600}, nil, "exceeds"},
 		{"cursor truncated", readCursor, framebuffer.Rect{W: 2, H: 2}, make([]byte, 16), "EOF"},
 		{"xcursor truncated", readXCursor, framebuffer.Rect{W: 2, H: 2}, make([]byte, 9), "EOF"},
 		{"alpha truncated", readAlphaCursor, framebuffer.Rect{W: 2, H: 2}, make([]byte, 19), "EOF"},
@@ -190,13 +190,14 @@ func TestCursorErrors(t *testing.T) {
 }
 
 // FuzzCursor reads cursor pseudo-rectangles: byte 0 picks the kind and the
-// pixel format, bytes 1..4 the hotspot and size (up to 300, beyond the
+// pixel format, bytes 1..4 the hotspot and size (up to 600, beyond the
 // limit), the rest is the payload.
 func FuzzCursor(f *testing.F) {
 	raw := binary.BigEndian.AppendUint32(nil, uint32(EncodingRaw))
-	f.Add(append([]byte{0, 1, 1, 9, 2}, make([]byte, 9*2*4+2*2)...))
-	f.Add(append([]byte{3 * 1, 0, 0, 9, 2}, make([]byte, 6+2*2*2)...))
-	f.Add(append(append([]byte{3 * 2, 5, 5, 3, 3}, raw...), bytes.Repeat([]byte{0x40, 0x20, 0x10, 0x80}, 9)...))
+	// Size bytes 4 and 1 mean 9×2 pixels.
+	f.Add(append([]byte{0, 1, 1, 4, 1}, make([]byte, 9*2*4+2*2)...))
+	f.Add(append([]byte{3 * 1, 0, 0, 4, 1}, make([]byte, 6+2*2*2)...))
+	f.Add(append(append([]byte{3 * 2, 5, 5, 4, 1}, raw...), bytes.Repeat([]byte{0x40, 0x20, 0x10, 0x80}, 18)...))
 	f.Add([]byte{3 * 2, 0, 0, 0, 0, 0, 0, 0, 0})
 	readers := []func(*decodeContext, framebuffer.Rect) (*framebuffer.Cursor, error){readCursor, readXCursor, readAlphaCursor}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -205,7 +206,7 @@ func FuzzCursor(f *testing.F) {
 		}
 		read := readers[int(data[0])%3]
 		pf := tightFuzzFormats[int(data[0]/3)%len(tightFuzzFormats)]
-		r := framebuffer.Rect{X: int(data[1]), Y: int(data[2]), W: int(data[3]) * 300 / 255, H: int(data[4]) * 300 / 255}
+		r := framebuffer.Rect{X: int(data[1]), Y: int(data[2]), W: int(data[3]) * 600 / 255, H: int(data[4]) * 600 / 255}
 		d := newDecodeContext(newReader(bytes.NewReader(data[5:])), pf, nil, &framebuffer.Canvas{}, &framebuffer.Batch{})
 		c, err := read(d, r)
 		if err != nil {
