@@ -500,6 +500,29 @@ func TestClientProtocol(t *testing.T) {
 				t.Errorf("%s: wheel message %v, want dy=1 at %d,%d", scale, m, fx, fy)
 			}
 		}
+		// Touchpad deltas accumulate into notches; a direction change
+		// starts over.
+		c.drain()
+		cx, cy, err := p.ElementCenter("kvm-console >>> canvas")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Chromium may scale wheel deltas (Linux: about half); measure it
+		// with a small horizontal probe, which is no notch by itself.
+		p.MustEval(t, `window.wheelDX = 0; `+el+`.canvas.addEventListener('wheel', (e) => { wheelDX += e.deltaX; })`)
+		p.Wheel(t, cx, cy, 10, 0)
+		var k float64
+		if err := p.EvalInto(`wheelDX / 10`, &k); err != nil || k <= 0 {
+			t.Fatalf("wheel delta scale %v, %v", k, err)
+		}
+		for _, dy := range []float64{25, 25, 25, 25, 25, -100} {
+			p.Wheel(t, cx, cy, 0, dy/k)
+		}
+		for _, want := range []float64{1, -1} {
+			if m := c.next("wheel"); m["dy"] != want {
+				t.Errorf("accumulated wheel: %v, want dy=%v", m, want)
+			}
+		}
 		var menu bool
 		if err := p.EvalInto(`!`+el+`.canvas.dispatchEvent(new MouseEvent('contextmenu', {bubbles: true, cancelable: true}))`, &menu); err != nil {
 			t.Fatal(err)
