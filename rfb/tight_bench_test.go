@@ -22,7 +22,8 @@ func tightBenchTextPic() tightPic {
 	glyphs := make([][16]byte, 96)
 	for i := range glyphs {
 		for r := 2; r < 14; r++ {
-			glyphs[i][r] = byte(rng.Intn(256)) & byte(rng.Intn(256)) & 0x7e
+			a, b := rng.Intn(256), rng.Intn(256) // about a quarter of the bits set
+			glyphs[i][r] = byte(a&b) & 0x7e
 		}
 	}
 	cells := make([]int, (tightBenchW/8)*(tightBenchH/16+1))

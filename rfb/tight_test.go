@@ -312,13 +312,6 @@ func tightEncodePNG(t testing.TB, m image.Image) []byte {
 	return b.Bytes()
 }
 
-// tightRect is one rectangle of a test stream: where it goes and what it
-// should show.
-type tightRect struct {
-	r    framebuffer.Rect
-	want tightPic
-}
-
 // tightDecodeAll decodes payload as the rectangles rs, in order, with one
 // decoder of encoding enc, onto a w×h canvas.
 func tightDecodeAll(t testing.TB, enc Encoding, pf PixelFormat, payload []byte, w, h int, rs []framebuffer.Rect) (*framebuffer.Canvas, error) {
