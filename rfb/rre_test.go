@@ -3,6 +3,7 @@ package rfb
 import (
 	"encoding/binary"
 	"math/rand"
+	"runtime"
 	"testing"
 
 	"kvmgate/framebuffer"
@@ -55,4 +56,21 @@ func FuzzRRE(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { testFuzzDecode(t, EncodingRRE, data) })
+}
+
+// TestRREMemoryFollowsData announces four billion subrectangles but sends
+// one: the decoder must not allocate for what never arrives.
+func TestRREMemoryFollowsData(t *testing.T) {
+	payload := testRRESubrect(append(binary.BigEndian.AppendUint32(nil, 0xffffffff), 1, 2, 3, 0), 0, 0, 1, 1)
+	c := testEncCanvas(t, 8, 8)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := testEncDecode(EncodingRRE, NativeFormat, c, &framebuffer.Batch{}, payload, framebuffer.Rect{W: 8, H: 8})
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("decoded without error")
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("allocated %d bytes for one subrectangle", n)
+	}
 }

@@ -90,9 +90,16 @@ type tileStream struct {
 // next returns the next n bytes, valid until the following call.
 func (s *tileStream) next(n int) ([]byte, error) {
 	if s.w-s.r < n {
-		if err := s.more(n); err != nil {
-			return nil, err
-		}
+		return s.nextSlow(n)
+	}
+	b := s.buf[s.r : s.r+n]
+	s.r += n
+	return b, nil
+}
+
+func (s *tileStream) nextSlow(n int) ([]byte, error) {
+	if err := s.more(n); err != nil {
+		return nil, err
 	}
 	b := s.buf[s.r : s.r+n]
 	s.r += n
@@ -106,6 +113,10 @@ func (s *tileStream) byte() (byte, error) {
 		s.r++
 		return b, nil
 	}
+	return s.byteSlow()
+}
+
+func (s *tileStream) byteSlow() (byte, error) {
 	if err := s.more(1); err != nil {
 		return 0, err
 	}

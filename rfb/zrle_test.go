@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"math/rand"
+	"runtime"
 	"testing"
 
 	"kvmgate/framebuffer"
@@ -188,4 +189,21 @@ func FuzzZRLE(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { testFuzzDecode(t, EncodingZRLE, data) })
+}
+
+// TestZRLEMemoryFollowsData announces the largest payload allowed but sends
+// little of it: the decoder must not allocate for what never arrives.
+func TestZRLEMemoryFollowsData(t *testing.T) {
+	payload := append([]byte{0x03, 0xff, 0xff, 0xff}, make([]byte, 1000)...)
+	c := testEncCanvas(t, 8, 8)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := testEncDecode(EncodingZRLE, NativeFormat, c, &framebuffer.Batch{}, payload, framebuffer.Rect{W: 8, H: 8})
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("decoded without error")
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 2<<20 {
+		t.Fatalf("allocated %d bytes for 1000 bytes of data", n)
+	}
 }
