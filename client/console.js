@@ -164,7 +164,7 @@ export class KvmConsole extends HTMLElement {
       idle: '', connected: '', connecting: 'Connecting…', reconnecting: 'Connection lost.', disconnected: 'Disconnected.',
     }[state] ?? state;
     this.msg.textContent = [text, message].filter(Boolean).join(' ');
-    this.msg.hidden = state === 'connected' || state === 'idle';
+    this.msg.hidden = state === 'idle' || (state === 'connected' && !message);
     this.emit('status', { state, backend: this.backend, message });
   }
 
