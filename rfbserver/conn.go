@@ -58,10 +58,11 @@ type conn struct {
 	log *slog.Logger
 
 	// Set by the handshake, read-only afterwards.
-	version      protoVersion
-	auth         string
-	initW, initH int
-	initName     string
+	version       protoVersion
+	auth          string
+	initW, initH  int
+	initName      string
+	failureLogged bool // the handshake logged why it failed
 
 	// wake tells the sender that the reader changed the state below.
 	wake chan struct{}

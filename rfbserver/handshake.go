@@ -119,7 +119,7 @@ func (c *conn) negotiateSecurity() error {
 		}
 		if pick[0] != want {
 			err := fmt.Errorf("rfbserver: client picked security type %d, offered %d", pick[0], want)
-			c.securityFailed("security type not offered")
+			c.securityFailed("security type not offered", err)
 			return err
 		}
 	}
@@ -139,9 +139,12 @@ func (c *conn) negotiateSecurity() error {
 	return nil
 }
 
-// securityFailed sends a failed SecurityResult (with the reason in 3.8).
-// Errors are ignored: the connection is dropped next anyway.
-func (c *conn) securityFailed(reason string) {
+// securityFailed logs err, then sends a failed SecurityResult (with the
+// reason in 3.8), so the log has the reason before the client does. Write
+// errors are ignored: the connection is dropped next anyway.
+func (c *conn) securityFailed(reason string, err error) {
+	c.log.Warn("rfbserver: handshake failed", "err", err)
+	c.failureLogged = true
 	b := []byte{0, 0, 0, 1}
 	if c.version == version38 {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(reason)))
@@ -168,8 +171,9 @@ func (c *conn) vncAuth() error {
 		return err
 	}
 	if subtle.ConstantTimeCompare(expect, resp[:]) != 1 {
-		c.securityFailed("authentication failed")
-		return fmt.Errorf("rfbserver: VNC authentication failed: wrong password")
+		err := fmt.Errorf("rfbserver: VNC authentication failed: wrong password")
+		c.securityFailed("authentication failed", err)
+		return err
 	}
 	return nil
 }

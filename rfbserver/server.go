@@ -182,7 +182,9 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		log.Warn("rfbserver: handshake failed", "err", err)
+		if !c.failureLogged {
+			log.Warn("rfbserver: handshake failed", "err", err)
+		}
 		return err
 	}
 	log.Info("rfbserver: client connected", "version", c.version.String(), "auth", c.auth)
