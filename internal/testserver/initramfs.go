@@ -91,11 +91,7 @@ func guestInitramfs(t testing.TB, kernel string) string {
 	key := hex.EncodeToString(h.Sum(nil))[:16]
 	kver := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
 
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	dir = filepath.Join(dir, "kvmgate-test")
+	dir := cacheDir()
 	path := filepath.Join(dir, fmt.Sprintf("initramfs-%s-%s.cpio.gz", kver, key))
 	if _, err := os.Stat(path); err == nil {
 		return path
@@ -124,6 +120,17 @@ func guestInitramfs(t testing.TB, kernel string) string {
 		t.Fatalf("testserver: initramfs cache: %v", err)
 	}
 	return path
+}
+
+// cacheDir returns the directory for built guest files and snapshots:
+// kvmgate-test in the user cache directory (~/.cache/kvmgate-test). Removing
+// it is always safe.
+func cacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "kvmgate-test")
 }
 
 // checkStatic returns an error if the ELF file at path needs a dynamic

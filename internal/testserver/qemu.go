@@ -2,6 +2,8 @@ package testserver
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -49,6 +51,10 @@ type QEMUOptions struct {
 	KernelArgs string
 	// ExtraArgs are further QEMU arguments.
 	ExtraArgs []string
+	// ColdBoot makes a GuestLinux machine boot from scratch instead of
+	// starting from the cached snapshot of a booted guest, for tests that
+	// watch the boot itself.
+	ColdBoot bool
 }
 
 // QEMU is a running QEMU machine with its display exported over VNC.
@@ -65,12 +71,111 @@ type QEMU struct {
 }
 
 // StartQEMU starts a QEMU x86-64 machine with a VNC display on a free port of
-// 127.0.0.1 and a QMP monitor on a unix socket, and waits until the VNC port
-// accepts connections (the guest may still be booting: see WaitSerial and
-// WaitSettled). It uses KVM when /dev/kvm is usable and TCG otherwise. The
-// machine is killed when the test ends; if the test failed, QEMU's output
-// and the guest's serial log go to the test log.
+// 127.0.0.1 and a QMP monitor on a unix socket. It uses KVM when /dev/kvm is
+// usable and TCG otherwise. The machine is killed when the test ends; if the
+// test failed, QEMU's output and the guest's serial log go to the test log.
+//
+// For GuestLinux (unless ColdBoot is set) StartQEMU returns with the guest at
+// its shell prompt: it restores a snapshot of a booted guest from the user
+// cache directory, or boots the guest (tens of seconds under TCG), waits for
+// the prompt and saves that snapshot for the next test. Otherwise it returns
+// as soon as the VNC port accepts connections, with the guest still booting:
+// see WaitSerial and WaitSettled.
 func StartQEMU(t testing.TB, o QEMUOptions) *QEMU {
+	t.Helper()
+	if o.Guest != GuestLinux || o.ColdBoot {
+		q, err := startQEMU(t, o, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	snap := linuxSnapshotPath(t, o)
+	if _, err := os.Stat(snap); err == nil {
+		q, err := startQEMU(t, o, snap)
+		if err == nil {
+			return q
+		}
+		t.Logf("testserver: restoring the Linux guest snapshot failed, booting instead: %v", err)
+		os.Remove(snap)
+	}
+	start := time.Now()
+	q, err := startQEMU(t, o, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.WaitSettled(t, LinuxBootTimeout)
+	if err := q.saveSnapshot(snap); err != nil {
+		t.Logf("testserver: saving the Linux guest snapshot: %v", err)
+	} else {
+		t.Logf("testserver: booted the Linux guest in %v and saved it as %s", time.Since(start).Round(100*time.Millisecond), snap)
+	}
+	return q
+}
+
+// LinuxBootTimeout is how long StartQEMU waits for a cold-booted Linux guest
+// to reach its prompt. Under TCG the boot takes about 6 s on an idle machine
+// (mostly the kernel's own xz decompression) and can take ten times that on
+// a loaded one.
+const LinuxBootTimeout = 4 * time.Minute
+
+// snapshotFormat changes whenever what a snapshot holds changes.
+const snapshotFormat = "1"
+
+// linuxSnapshotPath returns where the snapshot of a booted Linux guest with
+// these options lives. The name covers everything the saved state depends
+// on: the QEMU build, the accelerator, the machine arguments, the kernel and
+// the initramfs.
+func linuxSnapshotPath(t testing.TB, o QEMUOptions) string {
+	t.Helper()
+	bin := need(t, "qemu-system-x86_64")
+	version, err := exec.Command(bin, "-version").Output()
+	if err != nil {
+		t.Fatalf("testserver: qemu -version: %v", err)
+	}
+	kernel, err := guestKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(kernel)
+	if err != nil {
+		t.Fatalf("testserver: kernel for the Linux guest: %v", err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%d\x00", snapshotFormat, version, accel(), kernel, fi.Size(), fi.ModTime().UnixNano())
+	fmt.Fprintf(h, "%s\x00", guestInitramfs(t, kernel))
+	for _, a := range machineArgs(o) {
+		fmt.Fprintf(h, "%s\x00", a)
+	}
+	return filepath.Join(cacheDir(), fmt.Sprintf("linux-%s.state", hex.EncodeToString(h.Sum(nil))[:16]))
+}
+
+// machineArgs returns the QEMU arguments that shape the guest machine (not
+// its sockets and files).
+func machineArgs(o QEMUOptions) []string {
+	args := []string{
+		"-name", "kvmgate-test",
+		"-nodefaults", "-no-user-config",
+		"-machine", "pc", "-accel", accel(),
+		"-m", strconv.Itoa(orDefault(o.MemoryMiB, 256)),
+		"-vga", cmp(o.VGA, "std"),
+		"-display", "none",
+		"-nic", "none",
+		"-no-reboot",
+	}
+	if o.Guest == GuestLinux {
+		cmdline := "console=ttyS0 console=tty1 quiet panic=-1 no_timer_check"
+		if o.KernelArgs != "" {
+			cmdline += " " + o.KernelArgs
+		}
+		args = append(args, "-append", cmdline)
+	}
+	return append(args, o.ExtraArgs...)
+}
+
+// startQEMU starts QEMU and waits until its VNC port accepts connections.
+// With a snapshot path it restores that saved guest instead of booting.
+func startQEMU(t testing.TB, o QEMUOptions, snapshot string) (*QEMU, error) {
 	t.Helper()
 	bin := need(t, "qemu-system-x86_64")
 	dir := tempDir(t, "kvmgate-qemu-")
@@ -90,19 +195,13 @@ func StartQEMU(t testing.TB, o QEMUOptions) *QEMU {
 	if v := strings.TrimPrefix(o.VNCOptions, ","); v != "" {
 		vnc += "," + v
 	}
-	args := []string{
-		"-name", "kvmgate-test",
-		"-nodefaults", "-no-user-config",
-		"-machine", "pc", "-accel", accel(),
-		"-m", strconv.Itoa(orDefault(o.MemoryMiB, 256)),
-		"-vga", cmp(o.VGA, "std"),
-		"-display", "none",
+	args := append(machineArgs(o),
 		"-vnc", vnc,
-		"-qmp", "unix:" + sock + ",server=on,wait=off",
-		"-serial", "file:" + q.serial,
-		"-nic", "none",
-		"-no-reboot",
-	}
+		"-qmp", "unix:"+sock+",server=on,wait=off",
+		// append=on keeps the boot log copied in from a snapshot.
+		"-chardev", "file,id=serial0,append=on,path="+q.serial,
+		"-serial", "chardev:serial0",
+	)
 	switch o.Guest {
 	case GuestSeaBIOS:
 		// SeaBIOS's debug port: it says when it has given up booting.
@@ -119,20 +218,24 @@ func StartQEMU(t testing.TB, o QEMUOptions) *QEMU {
 		} else {
 			f.Close()
 		}
-		initrd := guestInitramfs(t, kernel)
-		cmdline := "console=ttyS0 console=tty1 quiet panic=-1"
-		if o.KernelArgs != "" {
-			cmdline += " " + o.KernelArgs
-		}
-		args = append(args, "-kernel", kernel, "-initrd", initrd, "-append", cmdline)
+		args = append(args, "-kernel", kernel, "-initrd", guestInitramfs(t, kernel))
 	default:
 		t.Fatalf("testserver: unknown guest %d", o.Guest)
 	}
-	args = append(args, o.ExtraArgs...)
+	if snapshot != "" {
+		log, err := os.ReadFile(snapshot + ".serial")
+		if err != nil {
+			return nil, fmt.Errorf("testserver: snapshot serial log: %w", err)
+		}
+		if err := os.WriteFile(q.serial, log, 0o644); err != nil {
+			return nil, fmt.Errorf("testserver: %w", err)
+		}
+		args = append(args, "-incoming", "defer")
+	}
 
 	p, err := startProc(t, "qemu", exec.Command(bin, args...))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	q.proc = p
 	t.Cleanup(func() {
@@ -143,10 +246,14 @@ func StartQEMU(t testing.TB, o QEMUOptions) *QEMU {
 			q.mon.close()
 		}
 	})
+	fail := func(err error) (*QEMU, error) {
+		p.Kill()
+		return nil, err
+	}
 
 	q.mon, err = dialQMP(p, sock, startTimeout)
 	if err != nil {
-		t.Fatal(err)
+		return fail(err)
 	}
 	var info struct {
 		Enabled bool   `json:"enabled"`
@@ -154,22 +261,134 @@ func StartQEMU(t testing.TB, o QEMUOptions) *QEMU {
 		Service string `json:"service"`
 	}
 	if err := q.QMP("query-vnc", nil, &info); err != nil {
-		t.Fatal(err)
+		return fail(err)
 	}
 	if !info.Enabled || info.Service == "" {
-		t.Fatalf("testserver: QEMU VNC not enabled: %+v", info)
+		return fail(fmt.Errorf("testserver: QEMU VNC not enabled: %+v", info))
 	}
 	q.addr = net.JoinHostPort(info.Host, info.Service)
 	if o.Password != "" {
 		if err := q.QMP("change-vnc-password", map[string]string{"password": o.Password}, nil); err != nil {
-			t.Fatal(err)
+			return fail(err)
+		}
+	}
+	if snapshot != "" {
+		if err := q.restoreSnapshot(snapshot); err != nil {
+			return fail(err)
 		}
 	}
 	if err := waitTCP(p, q.addr, startTimeout); err != nil {
-		t.Fatal(err)
+		return fail(err)
 	}
-	return q
+	return q, nil
 }
+
+// saveSnapshot stops the guest, saves its state to path (and the serial log
+// so far next to it) and lets it run again.
+func (q *QEMU) saveSnapshot(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, q.proc.Pid())
+	defer os.Remove(tmp)
+	if err := q.QMP("stop", nil, nil); err != nil {
+		return err
+	}
+	defer q.QMP("cont", nil, nil)
+	if err := os.WriteFile(path+".serial", []byte(q.Serial()), 0o644); err != nil {
+		return err
+	}
+	uri := "exec:cat > " + shellQuote(tmp)
+	if err := q.QMP("migrate", map[string]string{"uri": uri}, nil); err != nil {
+		return err
+	}
+	if err := q.waitMigration(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	pruneSnapshots(filepath.Dir(path))
+	return nil
+}
+
+// snapshotMaxAge is how long an unused snapshot stays in the cache.
+// Restoring one refreshes its time.
+const snapshotMaxAge = 7 * 24 * time.Hour
+
+// pruneSnapshots removes snapshots (about 80 MB each) not used for
+// snapshotMaxAge, left behind by older kernels, QEMU builds or options.
+func pruneSnapshots(dir string) {
+	m, _ := filepath.Glob(filepath.Join(dir, "linux-*.state"))
+	for _, f := range m {
+		if fi, err := os.Stat(f); err == nil && time.Since(fi.ModTime()) > snapshotMaxAge {
+			os.Remove(f)
+			os.Remove(f + ".serial")
+		}
+	}
+}
+
+// restoreSnapshot loads a saved guest into a QEMU started with -incoming
+// defer and waits until it runs.
+func (q *QEMU) restoreSnapshot(path string) error {
+	uri := "exec:cat " + shellQuote(path)
+	if err := q.QMP("migrate-incoming", map[string]string{"uri": uri}, nil); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		var st struct {
+			Status string `json:"status"`
+		}
+		if err := q.QMP("query-status", nil, &st); err != nil {
+			return err
+		}
+		switch st.Status {
+		case "running":
+			now := time.Now()
+			os.Chtimes(path, now, now) // keep it from being pruned
+			return nil
+		case "inmigrate":
+		case "paused":
+			// The guest was stopped when it was saved.
+			if err := q.QMP("cont", nil, nil); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("testserver: restoring snapshot: guest is %q", st.Status)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testserver: restoring snapshot: still loading after %v", startTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitMigration waits until an outgoing migration has completed.
+func (q *QEMU) waitMigration() error {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		var st struct {
+			Status    string `json:"status"`
+			ErrorDesc string `json:"error-desc"`
+		}
+		if err := q.QMP("query-migrate", nil, &st); err != nil {
+			return err
+		}
+		switch st.Status {
+		case "completed":
+			return nil
+		case "failed", "cancelled":
+			return fmt.Errorf("testserver: save snapshot: migration %s: %s", st.Status, st.ErrorDesc)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testserver: save snapshot: migration still %q after %v", st.Status, startTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // accel returns "kvm" when /dev/kvm can be opened and "tcg" otherwise.
 func accel() string {
