@@ -809,3 +809,37 @@ func TestPixelFormatChecks(t *testing.T) {
 		t.Fatal("protocolErrorf does not make a ProtocolError")
 	}
 }
+
+// TestClientThatStopsReading checks that a client which asks for updates
+// but never reads them is dropped by the write deadline, with a logged
+// reason, and leaves no viewer behind.
+func TestClientThatStopsReading(t *testing.T) {
+	be := newBackend(t, 1024, 768)
+	logs := &syncBuffer{}
+	addr := startServer(t, &Server{FB: be.fb, WriteTimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	c, err := dialTest(t, addr, "RFB 003.008\n", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.setEncodings(rfb.EncodingRaw)
+	// Each non-incremental request is answered with a full 3 MB frame;
+	// enough of them fill any socket buffer.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "dropping client") {
+		if time.Now().After(deadline) {
+			t.Fatalf("slow client not dropped; log:\n%s", logs)
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.nc.Write([]byte{msgUpdateRequest, 0, 0, 0, 0, 0, 4, 0, 3, 0})
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "timeout") {
+		t.Fatalf("drop reason is not the write timeout:\n%s", logs)
+	}
+	for be.fb.Viewers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("viewer left subscribed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
