@@ -10,6 +10,12 @@
 // per-client memory stays bounded by the screen size. Pixels are encoded per
 // client in Raw, CopyRect, Hextile or ZRLE and converted to whatever
 // true-colour pixel format the client asked for.
+//
+// An incremental update request is answered with all the damage, whatever
+// area it names (clients ask for the whole screen); a non-incremental one
+// adds its area. Clients that support ExtendedDesktopSize get their resize
+// and screen layout answers; SetDesktopSize is always refused, since the
+// size belongs to the backend.
 package rfbserver
 
 import (
@@ -117,7 +123,8 @@ func (s *Server) desktopName() string {
 
 // Serve accepts connections on ln and serves each on its own goroutines
 // until ctx ends. It then closes ln, ends every connection, waits for them
-// and returns nil; it returns an error if accepting fails otherwise.
+// and returns nil. It returns an error if ln is closed by someone else;
+// other accept errors are logged and retried.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.FB == nil {
 		return errors.New("rfbserver: Server.FB is nil")
@@ -139,9 +146,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors and the like: wait and retry.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger().Warn("rfbserver: accept failed; retrying", "err", err, "backoff", backoff)
 				time.Sleep(backoff)
 				continue
 			}
