@@ -135,6 +135,7 @@ type Client struct {
 	clip          clipState
 	localClip     string // last text sent with Clipboard, for requests
 	resizeWaiters []chan error
+	stats         Stats
 
 	running   atomic.Bool
 	closed    atomic.Bool
@@ -258,6 +259,25 @@ func (c *Client) Security() string { return c.security }
 // published pixels for the whole framebuffer: the answer to its first,
 // non-incremental update request.
 func (c *Client) FullFrame() <-chan struct{} { return c.fullFrame }
+
+// Stats counts what Run has received so far.
+type Stats struct {
+	Updates   uint64              // complete FramebufferUpdate messages
+	Rects     map[Encoding]uint64 // pixel rectangles by encoding
+	BytesRead int64               // bytes read from the server since the handshake began
+}
+
+// Stats returns a copy of the connection's counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.stats
+	st.Rects = make(map[Encoding]uint64, len(c.stats.Rects))
+	for e, n := range c.stats.Rects {
+		st.Rects[e] = n
+	}
+	return st
+}
 
 // errClosed is returned by writes after Close.
 var errClosed = errors.New("rfb: connection closed")

@@ -87,6 +87,7 @@ func (s *session) extendedClipboard(n int) error {
 	}
 	flags := binary.BigEndian.Uint32(b)
 	body := b[4:]
+	c.log.Debug("rfb extended clipboard message", "flags", fmt.Sprintf("%#x", flags), "bytes", n)
 	switch {
 	case flags&clipCaps != 0:
 		return s.clipCaps(flags, body)

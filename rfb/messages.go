@@ -124,7 +124,8 @@ func (c *Client) loop(fb *framebuffer.Framebuffer) error {
 	var batch framebuffer.Batch
 	s := &session{
 		c: c, fb: fb, canvas: canvas, batch: &batch,
-		d: newDecodeContext(c.r, c.pf, nil, canvas, &batch),
+		d:     newDecodeContext(c.r, c.pf, nil, canvas, &batch),
+		rects: make(map[Encoding]uint64),
 	}
 	s.cover.reset(w, h)
 	fb.SetName(c.Name())
@@ -152,11 +153,11 @@ type session struct {
 	palette []uint32
 	// cover tracks which pixels have arrived since Run began, until the
 	// whole framebuffer has (then FullFrame is closed).
-	cover    coverage
-	gotFull  bool
-	resized  bool // the current update changed the canvas size
-	updates  uint64
-	rectsBuf []framebuffer.Rect
+	cover   coverage
+	gotFull bool
+	resized bool                // the current update changed the canvas size
+	rects   map[Encoding]uint64 // pixel rectangles by encoding
+	updates uint64
 }
 
 // message reads and handles one server message.
@@ -229,11 +230,22 @@ func (s *session) update() error {
 		if enc != EncodingCopyRect {
 			s.batch.Damage(r)
 		}
+		s.rects[enc]++
 		if !s.gotFull {
 			s.cover.add(r)
 		}
 	}
 	s.updates++
+	c.mu.Lock()
+	c.stats.Updates = s.updates
+	c.stats.BytesRead = c.r.n
+	if c.stats.Rects == nil {
+		c.stats.Rects = make(map[Encoding]uint64)
+	}
+	for e, n := range s.rects {
+		c.stats.Rects[e] = n
+	}
+	c.mu.Unlock()
 	if s.batch.Len() > 0 || s.resized {
 		s.fb.Publish(s.canvas, s.batch)
 	}
