@@ -53,10 +53,12 @@ func rawNative(d *decodeContext, r framebuffer.Rect) error {
 		n := min(rows, r.H-y)
 		o := c.Offset(r.X, r.Y+y)
 		b := c.Pix[o : o+(n-1)*c.Stride+rowBytes]
-		if err := d.r.full(b); err != nil {
+		err := d.r.full(b)
+		// Even after a short read: the canvas keeps alpha 255 throughout.
+		d.conv.row(b, b, len(b)/framebuffer.BytesPerPixel)
+		if err != nil {
 			return fmt.Errorf("rfb: raw rectangle %v, row %d: %w", r, y, err)
 		}
-		d.conv.row(b, b, len(b)/framebuffer.BytesPerPixel)
 	}
 	return nil
 }
