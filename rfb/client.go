@@ -113,7 +113,6 @@ type Client struct {
 
 	wmu sync.Mutex
 	// wmu serialises writes to conn and guards the following.
-	wbuf   []byte
 	broken error // first write error; later writes fail fast
 
 	mu sync.Mutex

@@ -18,8 +18,6 @@ const (
 	clipPeek    = 1 << 26
 	clipNotify  = 1 << 27
 	clipProvide = 1 << 28
-
-	clipFormatMask = 0xffff
 )
 
 // maxExtClipMessage bounds an extended clipboard message the client reads

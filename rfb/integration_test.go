@@ -142,7 +142,7 @@ func waitMatch(t *testing.T, lc *liveClient, srv testserver.Screen, tol toleranc
 			} else {
 				ok, detail := tol(got, want)
 				if ok {
-					t.Logf("lossy match: %s", detail)
+					t.Logf("match within tolerance: %s", detail)
 					return
 				}
 				last = detail
@@ -166,6 +166,33 @@ type encodingCase struct {
 	// used is the encoding that must have been received (0 = encs[0]);
 	// -1 skips the check (the server may legitimately fall back).
 	used Encoding
+	// pf, if set, is the pixel format to ask for instead of NativeFormat.
+	pf *PixelFormat
+}
+
+// quantised accepts pictures sent in a format with fewer bits per colour:
+// every channel within one step of that format's colour scale.
+func quantised(pf PixelFormat) tolerance {
+	limit := [3]int{37, 37, 86} // a 256-entry colour map, BGR233 at worst
+	if pf.TrueColour {
+		step := func(m uint16) int { return 255/int(m) + 1 }
+		limit = [3]int{step(pf.RedMax), step(pf.GreenMax), step(pf.BlueMax)}
+	}
+	return func(got, want *framebuffer.Canvas) (bool, string) {
+		bad := 0
+		for y := 0; y < got.H; y++ {
+			a, b := got.Row(0, y, got.W), want.Row(0, y, want.W)
+			for i := 0; i < len(a); i += 4 {
+				for k := 0; k < 3; k++ {
+					if d := int(a[i+k]) - int(b[i+k]); d > limit[k] || -d > limit[k] {
+						bad++
+						break
+					}
+				}
+			}
+		}
+		return bad == 0, fmt.Sprintf("%d pixels beyond the %v quantisation step %v", bad, pf, limit)
+	}
 }
 
 // runEncodingCases connects once per case, forcing its encoding, and
@@ -177,6 +204,7 @@ func runEncodingCases(t *testing.T, srv testserver.Screen, cases []encodingCase)
 			opts.Password = srv.Password()
 			opts.Encodings = append(append([]Encoding(nil), tc.encs...), EncodingRaw)
 			opts.QualityLevel = tc.quality
+			opts.PixelFormat = tc.pf
 			lc := connect(t, srv.Addr(), opts)
 			waitMatch(t, lc, srv, tc.tol, 15*time.Second)
 			used := tc.used
@@ -218,6 +246,9 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
+// colourMap8 is an 8-bit colour-map pixel format.
+var colourMap8 = PixelFormat{BitsPerPixel: 8, Depth: 8}
+
 func TestXvncIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-server test; skipped with -short")
@@ -239,6 +270,10 @@ func TestXvncIntegration(t *testing.T) {
 		{name: "tight-jpeg", encs: []Encoding{EncodingTight}, quality: 5, tol: lossy},
 		{name: "zrle", encs: []Encoding{EncodingZRLE}, quality: -1},
 		// TigerVNC has no Zlib, TRLE or TightPNG encoder.
+		{name: "zrle-16bpp", encs: []Encoding{EncodingZRLE}, quality: -1, pf: &Format16, tol: quantised(Format16)},
+		{name: "tight-16bpp", encs: []Encoding{EncodingTight}, quality: -1, pf: &Format16, tol: quantised(Format16)},
+		{name: "hextile-8bpp", encs: []Encoding{EncodingHextile}, quality: -1, pf: &Format8, tol: quantised(Format8)},
+		{name: "raw-colourmap", encs: []Encoding{EncodingRaw}, quality: -1, pf: &colourMap8, tol: quantised(colourMap8)},
 	})
 
 	t.Run("copyrect", func(t *testing.T) {
