@@ -7,6 +7,9 @@ package rfb
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -399,6 +402,73 @@ func TestXvncIntegration(t *testing.T) {
 		}
 		t.Logf("wrong password: %v", err)
 	})
+}
+
+// TestXvncTLSIntegration runs VeNCrypt against Xvnc: X509 with a verified
+// certificate, the same certificate refused without its CA, and servers
+// offering only anonymous TLS (refused with a clear error, or avoided when
+// plain VncAuth is also allowed).
+func TestXvncTLSIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-server test; skipped with -short")
+	}
+	t.Parallel()
+	cert, pool := testCert(t)
+	dir := t.TempDir()
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const password = "s3cr3t"
+	start := func(types string) *testserver.X {
+		return testserver.StartXvnc(t, testserver.XvncOptions{Width: 320, Height: 200, Password: password,
+			Args: []string{"-SecurityTypes", types, "-X509Cert", certFile, "-X509Key", keyFile}})
+	}
+	dial := func(addr string, o Options) (*Client, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		o.Password = password
+		return Dial(ctx, addr, o)
+	}
+
+	x := start("X509Vnc")
+	opts := NewOptions()
+	opts.Password = password
+	opts.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "kvmgate-test"}
+	lc := connect(t, x.Addr(), opts)
+	if lc.c.Security() != "VeNCrypt X509Vnc" {
+		t.Errorf("security %q", lc.c.Security())
+	}
+	waitMatch(t, lc, x, nil, 10*time.Second)
+
+	var ue x509.UnknownAuthorityError
+	if _, err := dial(x.Addr(), Options{TLSConfig: &tls.Config{ServerName: "kvmgate-test"}}); !errors.As(err, &ue) {
+		t.Errorf("untrusted certificate: %v, want an unknown-authority error", err)
+	}
+
+	anon := start("TLSVnc")
+	if _, err := dial(anon.Addr(), Options{}); err == nil || !strings.Contains(err.Error(), "anonymous Diffie-Hellman") {
+		t.Errorf("anonymous TLS only: %v, want an error explaining anonymous TLS", err)
+	}
+	mixed := start("TLSVnc,VncAuth")
+	for _, o := range []Options{{}, {TLSInsecure: true}} {
+		c, err := dial(mixed.Addr(), o)
+		if err != nil {
+			t.Errorf("TLSVnc,VncAuth with %+v: %v", o, err)
+			continue
+		}
+		if !strings.HasSuffix(c.Security(), "VncAuth") {
+			t.Errorf("security %q, want plain VncAuth", c.Security())
+		}
+		c.Close()
+	}
 }
 
 func TestX11vncIntegration(t *testing.T) {
