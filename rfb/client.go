@@ -312,8 +312,9 @@ func (c *Client) sendLocked(msg []byte) error {
 }
 
 // Run decodes the server's messages into fb until ctx ends or Close is
-// called (it then returns nil) or the connection fails. It may be called
-// once.
+// called (it then returns nil) or the connection fails (an error). It
+// publishes fb after every complete FramebufferUpdate and closes the
+// connection when it returns. It may be called once.
 func (c *Client) Run(ctx context.Context, fb *framebuffer.Framebuffer) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("rfb: Run called twice")
