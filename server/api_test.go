@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"kvmgate/server"
@@ -125,6 +126,14 @@ func TestPagesAndStatic(t *testing.T) {
 	}
 	if target, err := e.srv.Tickets().Verify(m[1]); err != nil || target != "vnc://fake:1" {
 		t.Fatalf("page ticket: %q %v", target, err)
+	}
+	// A page with an empty ticket tag gets it filled in, not a second one.
+	e2 := newEnv(t, server.Options{Target: "vnc://fake:1", Client: fstest.MapFS{
+		"index.html": {Data: []byte(`<html><head><meta name="kvmgate-ticket" content=""></head></html>`)},
+	}}, 320, 200)
+	p2 := body(t, do(t, "GET", e2.ts.URL+"/", "", ""))
+	if strings.Count(p2, "kvmgate-ticket") != 1 || strings.Contains(p2, `content=""`) {
+		t.Fatalf("ticket tag not filled in: %s", p2)
 	}
 	// Pages for token or ticket URLs carry no ticket.
 	if p := body(t, do(t, "GET", e.ts.URL+"/?token=x", "", "")); strings.Contains(p, "kvmgate-ticket") {

@@ -145,9 +145,13 @@ func (s *staticFiles) serve(w http.ResponseWriter, r *http.Request, name string)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }
 
+// emptyTicketMeta is the placeholder a client page may carry for the ticket.
+const emptyTicketMeta = `<meta name="kvmgate-ticket" content="">`
+
 // handleIndex serves the console page. For the single --target console
 // (no token or ticket in the query) it embeds a fresh ticket as
-// <meta name="kvmgate-ticket">.
+// <meta name="kvmgate-ticket">, filling the page's empty tag of that name or
+// adding one to its head.
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	page := []byte(placeholderPage)
 	if f, ok := s.static.file("index.html"); ok {
@@ -157,7 +161,11 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	if s.target != "" && !q.Has("token") && !q.Has("ticket") {
 		ticket, _ := s.tickets.Issue(s.target)
 		meta := `<meta name="kvmgate-ticket" content="` + html.EscapeString(ticket) + `">`
-		page = injectHead(page, meta)
+		if bytes.Contains(page, []byte(emptyTicketMeta)) {
+			page = bytes.Replace(page, []byte(emptyTicketMeta), []byte(meta), 1)
+		} else {
+			page = injectHead(page, meta)
+		}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
