@@ -144,6 +144,12 @@ func (d *Decoder) record(typ byte, r *reader) error {
 	switch typ {
 	case tiles.RecordResize:
 		w, h := r.u16(), r.u16()
+		if r.err != nil {
+			return r.err
+		}
+		if err := framebuffer.CheckSize(w, h); err != nil {
+			return err
+		}
 		d.Canvas = framebuffer.Canvas{}
 		d.Canvas.Resize(w, h)
 	case tiles.RecordFill:
