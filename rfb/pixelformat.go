@@ -194,9 +194,7 @@ func (c *converter) pixel(b []byte) uint32 {
 func (c *converter) row(dst, src []byte, n int) {
 	if c.native {
 		copy(dst[:4*n], src[:4*n])
-		for i := 3; i < 4*n; i += 4 {
-			dst[i] = 0xff
-		}
+		setOpaque(dst[:4*n])
 		return
 	}
 	for i := 0; i < n; i++ {
@@ -238,4 +236,20 @@ func (c *converter) cpixel(b []byte, size int, high bool) uint32 {
 		v = uint32(b[0])<<8 | uint32(b[1])<<16 | uint32(b[2])<<24
 	}
 	return c.rgba(v)
+}
+
+// setOpaque sets the alpha byte of every RGBA pixel in p to 255, two pixels
+// per 64-bit word (this pass is half of Raw's decode time otherwise).
+func setOpaque(p []byte) {
+	i := 0
+	for ; i+32 <= len(p); i += 32 {
+		q := p[i : i+32 : i+32]
+		binary.LittleEndian.PutUint64(q[0:], binary.LittleEndian.Uint64(q[0:])|0xff000000ff000000)
+		binary.LittleEndian.PutUint64(q[8:], binary.LittleEndian.Uint64(q[8:])|0xff000000ff000000)
+		binary.LittleEndian.PutUint64(q[16:], binary.LittleEndian.Uint64(q[16:])|0xff000000ff000000)
+		binary.LittleEndian.PutUint64(q[24:], binary.LittleEndian.Uint64(q[24:])|0xff000000ff000000)
+	}
+	for ; i+4 <= len(p); i += 4 {
+		p[i+3] = 0xff
+	}
 }
