@@ -24,6 +24,8 @@ const (
 	msgKeyEvent        = 4
 	msgPointerEvent    = 5
 	msgClientCutText   = 6
+	msgEnableCU        = 150
+	msgClientFence     = 248
 	msgSetDesktopSize  = 251
 	msgQEMU            = 255
 	qemuExtendedKeySub = 0
@@ -35,6 +37,19 @@ const maxForced = 16
 
 // maxSizeReplies bounds the unanswered SetDesktopSize requests kept.
 const maxSizeReplies = 8
+
+// maxFenceReplies bounds the client fences awaiting their answer; a client
+// that sends more without reading is dropped.
+const maxFenceReplies = 64
+
+// maxFencePayload is the longest fence payload the protocol allows.
+const maxFencePayload = 64
+
+// fence is a client's fence request, to be answered in order.
+type fence struct {
+	flags   uint32
+	payload []byte
+}
 
 // ProtocolError says what a client sent that broke the protocol or the
 // server's limits. The connection is dropped after it.
@@ -53,6 +68,7 @@ func protocolErrorf(format string, args ...any) error {
 // handshake.
 type conn struct {
 	s   *Server
+	in  InputSink // nil: view-only
 	nc  net.Conn
 	br  *bufio.Reader
 	log *slog.Logger
@@ -75,6 +91,11 @@ type conn struct {
 	nonIncr     bool               // one of them was non-incremental
 	forced      []framebuffer.Rect // areas of non-incremental requests
 	sizeReplies int                // SetDesktopSize requests to answer
+	cuSet       bool               // an EnableContinuousUpdates arrived
+	cuEnable    bool               // its enable flag
+	fences      []fence            // client fence requests to answer
+	fenceAcks   int                // answers to the server's fences
+	clip        clipRequests       // extended clipboard work for the sender
 
 	// Reader state.
 	buttons input.Buttons // last pointer button mask, for wheel edges
@@ -170,7 +191,13 @@ func (c *conn) readLoop() error {
 				return readErr("ClientCutText", err)
 			}
 			n := binary.BigEndian.Uint32(hdr[3:7])
-			if int32(n) < 0 || int64(n) > int64(c.s.maxCutText()) {
+			if int32(n) < 0 {
+				if err := c.readExtendedClipboard(-int64(int32(n))); err != nil {
+					return err
+				}
+				continue
+			}
+			if int64(n) > int64(c.s.maxCutText()) {
 				return protocolErrorf("ClientCutText of %d bytes (limit %d)", n, c.s.maxCutText())
 			}
 			b := make([]byte, n)
@@ -189,6 +216,39 @@ func (c *conn) readLoop() error {
 			}
 			c.mu.Lock()
 			c.sizeReplies = min(c.sizeReplies+1, maxSizeReplies)
+			c.mu.Unlock()
+			c.signal()
+		case msgEnableCU:
+			if _, err := io.ReadFull(c.br, hdr[:9]); err != nil {
+				return readErr("EnableContinuousUpdates", err)
+			}
+			c.mu.Lock()
+			c.cuSet, c.cuEnable = true, hdr[0] != 0
+			c.mu.Unlock()
+			c.signal()
+		case msgClientFence:
+			if _, err := io.ReadFull(c.br, hdr[:8]); err != nil {
+				return readErr("ClientFence", err)
+			}
+			flags := binary.BigEndian.Uint32(hdr[3:7])
+			n := int(hdr[7])
+			if n > maxFencePayload {
+				return protocolErrorf("ClientFence payload of %d bytes (limit %d)", n, maxFencePayload)
+			}
+			payload := make([]byte, n)
+			if _, err := io.ReadFull(c.br, payload); err != nil {
+				return readErr("ClientFence", err)
+			}
+			c.mu.Lock()
+			if flags&fenceRequest == 0 {
+				c.fenceAcks++
+			} else {
+				if len(c.fences) >= maxFenceReplies {
+					c.mu.Unlock()
+					return protocolErrorf("more than %d unanswered fences", maxFenceReplies)
+				}
+				c.fences = append(c.fences, fence{flags: flags, payload: payload})
+			}
 			c.mu.Unlock()
 			c.signal()
 		case msgQEMU:
@@ -226,10 +286,10 @@ func readErr(msg string, err error) error {
 
 // input hands one event to the sink; its errors are logged, not fatal.
 func (c *conn) input(kind string, fn func(InputSink) error) {
-	if c.s.Input == nil {
+	if c.in == nil {
 		return
 	}
-	if err := fn(c.s.Input); err != nil {
+	if err := fn(c.in); err != nil {
 		c.log.Debug("rfbserver: input not delivered", "kind", kind, "err", err)
 	}
 }

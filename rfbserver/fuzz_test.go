@@ -37,7 +37,30 @@ func fuzzSeeds() [][]byte {
 		{msgClientCutText, 0, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'},
 		{msgQEMU, 0, 0, 1, 0, 0, 0, 'a', 0, 0, 0, 0x1e},
 		cat([]byte{msgSetDesktopSize, 0, 0, 10, 0, 10, 1, 0}, make([]byte, 16), req(1)),
+		// Tight with quality and compression levels, continuous updates
+		// on, a fence request and a fence answer.
+		cat(encs(rfb.EncodingTight, rfb.EncodingJPEGQuality0+6, rfb.EncodingCompressLevel0+2,
+			rfb.EncodingContinuousUpdates, rfb.EncodingFence), req(0),
+			[]byte{msgEnableCU, 1, 0, 0, 0, 0, 0, 40, 0, 30},
+			[]byte{msgClientFence, 0, 0, 0, 0x80, 0, 0, 3, 2, 'h', 'i'},
+			[]byte{msgClientFence, 0, 0, 0, 0, 0, 0, 1, 0}),
+		cat(encs(rfb.EncodingTightPNG, rfb.EncodingJPEGQuality0), req(0)),
+		// Extended clipboard: caps, notify, request, peek and a provide.
+		cat(encs(rfb.EncodingExtendedClipboard, rfb.EncodingZRLE),
+			[]byte{msgClientCutText, 0, 0, 0, 0xff, 0xff, 0xff, 0xf8, 0x1f, 0, 0, 1, 0, 0, 0x10, 0},
+			[]byte{msgClientCutText, 0, 0, 0, 0xff, 0xff, 0xff, 0xfc, 0x08, 0, 0, 1},
+			[]byte{msgClientCutText, 0, 0, 0, 0xff, 0xff, 0xff, 0xfc, 0x02, 0, 0, 1},
+			[]byte{msgClientCutText, 0, 0, 0, 0xff, 0xff, 0xff, 0xfc, 0x04, 0, 0, 0},
+			clipProvideSeed()),
 	}
+}
+
+// clipProvideSeed is an extended clipboard provide message with text.
+func clipProvideSeed() []byte {
+	p, _ := clipProvidePayload("hello\nworld", 1<<10)
+	b := appendExtClip(nil, clipProvide|clipText, p)
+	b[0] = msgClientCutText // the client's message has the same layout
+	return b
 }
 
 // FuzzServeConn feeds arbitrary client messages after a valid handshake:

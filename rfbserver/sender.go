@@ -17,7 +17,30 @@ const (
 	msgFramebufferUpdate = 0
 	msgBell              = 2
 	msgServerCutText     = 3
+	msgEndOfCU           = 150
+	msgServerFence       = 248
 )
+
+// Fence flags.
+const (
+	fenceBlockBefore = 1 << 0
+	fenceBlockAfter  = 1 << 1
+	fenceSyncNext    = 1 << 2
+	fenceRequest     = 1 << 31
+)
+
+// maxFencesOut is how many continuous updates may be on their way (each
+// followed by a fence the client answers once it has processed it) before
+// the sender waits: this is what paces a client in continuous mode.
+const maxFencesOut = 2
+
+// refineDelay is how long an area sent lossy must stay unchanged before it
+// is sent again losslessly.
+const refineDelay = 400 * time.Millisecond
+
+// maxLossyRects bounds the lossy areas remembered for refinement before
+// they merge into their bounding box.
+const maxLossyRects = 64
 
 // maxBandPixels bounds the pixels encoded as one rectangle, and so the
 // encode buffer: larger areas go out as horizontal bands.
@@ -35,7 +58,7 @@ const maxBellsPerUpdate = 3
 // takes the damage from its viewer, encodes it and writes it.
 type sender struct {
 	c *conn
-	v *framebuffer.Viewer
+	v Source
 	w *bufio.Writer
 
 	pw       *pixelWriter
@@ -63,6 +86,28 @@ type sender struct {
 	nameDirty    bool
 	qemuKeyAcked bool
 
+	// Quality (JPEG) and compression levels, -1 when not sent.
+	quality, compress int
+
+	// Continuous updates and fences.
+	cuSupported, cuAnnounce, cuEnabled, cuEndDue bool
+	fenceSupported                               bool
+	fencesOut                                    int // our fences not yet answered
+	fenceSeq                                     uint32
+	fenceReplies                                 []fence
+
+	// Extended clipboard.
+	extClip, extClipAnnounced bool
+	clip                      clipRequests
+	clipText                  string // the console's clipboard as last taken
+	haveClip                  bool
+
+	// Areas last sent lossy, refined once they have been quiet for
+	// refineDelay (refineAt).
+	lossy    []framebuffer.Rect
+	refineAt time.Time
+	refineT  *time.Timer
+
 	buf     []byte
 	rects   []framebuffer.Rect
 	bandBuf []framebuffer.Rect
@@ -82,12 +127,13 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 	return w.nc.Write(p)
 }
 
-func newSender(c *conn, v *framebuffer.Viewer) *sender {
+func newSender(c *conn, v Source) *sender {
 	s := &sender{
 		c: c, v: v,
-		w:        bufio.NewWriterSize(deadlineWriter{c.nc, c.s.writeTimeout()}, 64<<10),
-		pw:       newPixelWriter(rfb.NativeFormat),
-		enc:      rfb.EncodingRaw,
+		w:       bufio.NewWriterSize(deadlineWriter{c.nc, c.s.writeTimeout()}, 64<<10),
+		pw:      newPixelWriter(rfb.NativeFormat),
+		enc:     rfb.EncodingRaw,
+		quality: -1, compress: -1,
 		encoders: make(map[rfb.Encoding]encoder),
 		clientW:  c.initW, clientH: c.initH,
 		fbW: c.initW, fbH: c.initH,
@@ -98,12 +144,16 @@ func newSender(c *conn, v *framebuffer.Viewer) *sender {
 
 // run sends updates until ctx ends (nil) or a write fails.
 func (s *sender) run(ctx context.Context) error {
+	s.refineT = time.NewTimer(time.Hour)
+	s.refineT.Stop()
+	defer s.refineT.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.c.wake:
 		case <-s.v.Changed():
+		case <-s.refineT.C:
 		}
 		if err := s.step(); err != nil {
 			if ctx.Err() != nil {
@@ -134,7 +184,33 @@ func (s *sender) absorb() {
 	c.forced = c.forced[:0]
 	s.sizeReplies = min(s.sizeReplies+c.sizeReplies, maxSizeReplies)
 	c.sizeReplies = 0
+	cuSet, cuEnable := c.cuSet, c.cuEnable
+	c.cuSet = false
+	s.fenceReplies = append(s.fenceReplies, c.fences...)
+	c.fences = c.fences[:0]
+	s.fencesOut = max(0, s.fencesOut-c.fenceAcks)
+	c.fenceAcks = 0
+	if c.clip.capsSet {
+		s.clip.caps, s.clip.capsSet = c.clip.caps, true
+	}
+	s.clip.request = s.clip.request || c.clip.request
+	s.clip.provide = s.clip.provide || c.clip.provide
+	s.clip.notify = s.clip.notify || c.clip.notify
+	c.clip = clipRequests{}
 	c.mu.Unlock()
+
+	if cuSet {
+		if cuEnable && !s.cuEnabled {
+			// Start from a clean slate: everything goes in the first
+			// continuous update.
+			s.fencesOut = 0
+		}
+		if !cuEnable && s.cuEnabled {
+			s.cuEndDue = true
+		}
+		s.cuEnabled = cuEnable && s.cuSupported
+		s.c.log.Debug("rfbserver: continuous updates", "on", s.cuEnabled)
+	}
 
 	if pf != nil {
 		s.pw = newPixelWriter(*pf)
@@ -150,9 +226,32 @@ func (s *sender) setEncodings(encs []rfb.Encoding) {
 	s.enc = rfb.EncodingRaw
 	s.copyRect, s.desktopSize, s.extDesktopSize = false, false, false
 	s.cursorEnc, s.desktopName, s.qemuKey = false, false, false
+	s.quality, s.compress = -1, -1
+	hadCU := s.cuSupported
+	s.cuSupported, s.fenceSupported = false, false
+	hadExtClip := s.extClip
+	s.extClip = false
 	picked := false
 	for _, e := range encs {
+		switch {
+		case e >= rfb.EncodingJPEGQuality0 && e <= rfb.EncodingJPEGQuality0+9:
+			if s.quality < 0 {
+				s.quality = int(e - rfb.EncodingJPEGQuality0)
+			}
+			continue
+		case e >= rfb.EncodingCompressLevel0 && e <= rfb.EncodingCompressLevel0+9:
+			if s.compress < 0 {
+				s.compress = int(e - rfb.EncodingCompressLevel0)
+			}
+			continue
+		}
 		switch e {
+		case rfb.EncodingContinuousUpdates:
+			s.cuSupported = true
+		case rfb.EncodingFence:
+			s.fenceSupported = true
+		case rfb.EncodingExtendedClipboard:
+			s.extClip = true
 		case rfb.EncodingCopyRect:
 			s.copyRect = true
 		case rfb.EncodingDesktopSize:
@@ -177,22 +276,115 @@ func (s *sender) setEncodings(encs []rfb.Encoding) {
 	if s.qemuKey && !hadQEMUKey {
 		s.qemuKeyAcked = false
 	}
-	s.c.log.Debug("rfbserver: encodings", "encoding", s.enc.String(), "copyrect", s.copyRect, "cursor", s.cursorEnc)
+	if s.cuSupported && !hadCU {
+		// EndOfContinuousUpdates tells the client the server has them.
+		s.cuAnnounce = true
+	}
+	if !s.cuSupported {
+		s.cuEnabled = false
+	}
+	if s.extClip && !hadExtClip {
+		s.extClipAnnounced = false
+	}
+	for _, enc := range s.encoders {
+		if ls, ok := enc.(levelSetter); ok {
+			ls.setLevels(s.quality, s.compress)
+		}
+	}
+	s.c.log.Debug("rfbserver: encodings", "encoding", s.enc.String(), "copyrect", s.copyRect, "cursor", s.cursorEnc,
+		"quality", s.quality, "compress", s.compress, "continuous", s.cuSupported, "fence", s.fenceSupported)
 }
 
 func (s *sender) encoder(e rfb.Encoding) encoder {
 	enc, ok := s.encoders[e]
 	if !ok {
 		enc = encoderFactories[e]()
+		if ls, ok := enc.(levelSetter); ok {
+			ls.setLevels(s.quality, s.compress)
+		}
 		s.encoders[e] = enc
 	}
 	return enc
 }
 
-// step sends what is due, if the client has asked for it.
+// sendControl writes the messages that need no update request: fence
+// answers, continuous-update notices and extended clipboard traffic. They
+// are flushed with the next update, or at the end of the step.
+func (s *sender) sendControl() error {
+	b := s.buf[:0]
+	for _, f := range s.fenceReplies {
+		b = append(b, msgServerFence, 0, 0, 0)
+		b = binary.BigEndian.AppendUint32(b, f.flags&(fenceBlockBefore|fenceBlockAfter|fenceSyncNext))
+		b = append(b, byte(len(f.payload)))
+		b = append(b, f.payload...)
+	}
+	s.fenceReplies = s.fenceReplies[:0]
+	if s.cuAnnounce || s.cuEndDue {
+		b = append(b, msgEndOfCU)
+		s.cuAnnounce, s.cuEndDue = false, false
+	}
+	if s.extClip {
+		if !s.extClipAnnounced {
+			b = appendExtClip(b, clipOurFlags, binary.BigEndian.AppendUint32(nil, uint32(s.c.s.maxCutText())))
+			s.extClipAnnounced = true
+		}
+		if s.clip.request {
+			b = appendExtClip(b, clipRequest|clipText, nil)
+		}
+		if s.clip.notify {
+			var f uint32 = clipNotify
+			if s.haveClip {
+				f |= clipText
+			}
+			b = appendExtClip(b, f, nil)
+		}
+		if s.clip.provide && s.haveClip {
+			p, err := clipProvidePayload(s.clipText, s.c.s.maxCutText())
+			if err != nil {
+				return err
+			}
+			b = appendExtClip(b, clipProvide|clipText, p)
+		}
+	}
+	s.clip.request, s.clip.notify, s.clip.provide = false, false, false
+	s.buf = b
+	if len(b) == 0 {
+		return nil
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("rfbserver: writing control messages: %w", err)
+	}
+	return nil
+}
+
+// step sends what is due, if the client has asked for it (or has turned
+// continuous updates on and is keeping up with them).
 func (s *sender) step() error {
 	s.absorb()
-	if !s.requested {
+	if err := s.sendControl(); err != nil {
+		return err
+	}
+	if err := s.stepUpdate(); err != nil {
+		return err
+	}
+	if s.w.Buffered() > 0 {
+		if err := s.w.Flush(); err != nil {
+			return fmt.Errorf("rfbserver: writing: %w", err)
+		}
+	}
+	return nil
+}
+
+// due reports whether an update may be sent now.
+func (s *sender) due() bool {
+	if s.requested {
+		return true
+	}
+	return s.cuEnabled && (!s.fenceSupported || s.fencesOut < maxFencesOut)
+}
+
+func (s *sender) stepUpdate() error {
+	if !s.due() {
 		return nil
 	}
 	if s.sizeReplies > 0 || (s.sizeQuery && s.extDesktopSize) {
@@ -203,6 +395,12 @@ func (s *sender) step() error {
 	u := s.v.Take(&s.mirror)
 	if err := s.sendEvents(&u); err != nil {
 		return err
+	}
+	if s.extClip && u.ClipboardChanged {
+		// Events wrote the legacy message only for other clients.
+		if err := s.sendControl(); err != nil {
+			return err
+		}
 	}
 	if u.Width != s.fbW || u.Height != s.fbH {
 		s.fbW, s.fbH = u.Width, u.Height
@@ -226,6 +424,16 @@ func (s *sender) sendEvents(u *framebuffer.Update) error {
 		}
 	}
 	if u.ClipboardChanged {
+		s.clipText, s.haveClip = u.Clipboard, true
+	}
+	if u.ClipboardChanged && s.extClip {
+		// Provide it unasked where the client takes that, else notify.
+		if s.clip.capsSet && s.clip.caps&clipProvide == 0 {
+			s.clip.notify = true
+		} else {
+			s.clip.provide = true
+		}
+	} else if u.ClipboardChanged {
 		text := stringToLatin1(u.Clipboard)
 		if len(text) > s.c.s.maxCutText() {
 			text = text[:s.c.s.maxCutText()]
@@ -404,6 +612,13 @@ func (s *sender) sendPixels(u *framebuffer.Update) error {
 			s.acc.Add(r)
 		}
 	}
+	refine := len(s.lossy) > 0 && !time.Now().Before(s.refineAt)
+	if refine {
+		for _, r := range s.lossy {
+			s.acc.Add(r)
+		}
+		s.lossy = s.lossy[:0]
+	}
 	rects := s.acc.Rects(s.rects[:0])
 	if len(rects) > maxUpdateRects {
 		var all framebuffer.Rect
@@ -428,12 +643,21 @@ func (s *sender) sendPixels(u *framebuffer.Update) error {
 		b = binary.BigEndian.AppendUint16(b, uint16(m.Src.Y))
 	}
 	enc := s.encoder(s.enc)
+	le, _ := enc.(lossyEncoder)
+	if le != nil {
+		le.setLossless(refine)
+	}
+	sentLossy := false
 	for _, r := range bands {
 		b = rectHeader(b, r.X, r.Y, r.W, r.H, s.enc)
 		var err error
 		b, err = enc.encode(b, &s.mirror, r, s.pw)
 		if err != nil {
 			return err
+		}
+		if le != nil && le.lastLossy() {
+			s.addLossy(r)
+			sentLossy = true
 		}
 		if len(b) >= 64<<10 {
 			if _, err := s.w.Write(b); err != nil {
@@ -448,7 +672,24 @@ func (s *sender) sendPixels(u *framebuffer.Update) error {
 	s.buf = b
 	s.requested, s.fullPending = false, false
 	s.forced = s.forced[:0]
+	if sentLossy {
+		s.refineAt = time.Now().Add(refineDelay)
+		s.refineT.Reset(refineDelay)
+	}
 	return s.flush(b, "update")
+}
+
+// addLossy remembers that r went out lossy.
+func (s *sender) addLossy(r framebuffer.Rect) {
+	if len(s.lossy) < maxLossyRects {
+		s.lossy = append(s.lossy, r)
+		return
+	}
+	u := r
+	for _, l := range s.lossy {
+		u = u.Union(l)
+	}
+	s.lossy = append(s.lossy[:0], u)
 }
 
 // bands clips rects to bounds and splits them into bands of at most
@@ -456,14 +697,21 @@ func (s *sender) sendPixels(u *framebuffer.Update) error {
 func (s *sender) bands(rects []framebuffer.Rect, bounds framebuffer.Rect) []framebuffer.Rect {
 	out := s.bandBuf[:0]
 	defer func() { s.bandBuf = out[:0] }()
+	maxW, maxPixels := rectLimits(s.enc)
 	for _, r := range rects {
 		r = r.Intersect(bounds)
 		if r.Empty() {
 			continue
 		}
-		bh := bandHeight(r.W)
-		for y := r.Y; y < r.Y+r.H; y += bh {
-			out = append(out, framebuffer.Rect{X: r.X, Y: y, W: r.W, H: min(bh, r.Y+r.H-y)})
+		for x := r.X; x < r.X+r.W; x += maxW {
+			w := min(maxW, r.X+r.W-x)
+			bh := bandHeight(w)
+			if maxPixels < maxBandPixels {
+				bh = max(1, maxPixels/w)
+			}
+			for y := r.Y; y < r.Y+r.H; y += bh {
+				out = append(out, framebuffer.Rect{X: x, Y: y, W: w, H: min(bh, r.Y+r.H-y)})
+			}
 		}
 	}
 	return out
@@ -475,8 +723,18 @@ func bandHeight(w int) int {
 	return max(zrleTile, maxBandPixels/max(w, 1)/zrleTile*zrleTile)
 }
 
-// flush writes b and flushes the connection.
+// flush writes b and flushes the connection. In continuous mode with
+// fences, a fence request follows: its answer tells the sender that the
+// client has processed the update.
 func (s *sender) flush(b []byte, what string) error {
+	if s.cuEnabled && s.fenceSupported {
+		s.fenceSeq++
+		b = append(b, msgServerFence, 0, 0, 0)
+		b = binary.BigEndian.AppendUint32(b, fenceRequest|fenceBlockBefore)
+		b = append(b, 4)
+		b = binary.BigEndian.AppendUint32(b, s.fenceSeq)
+		s.fencesOut++
+	}
 	if _, err := s.w.Write(b); err != nil {
 		return fmt.Errorf("rfbserver: writing %s: %w", what, err)
 	}

@@ -8,8 +8,16 @@
 // framebuffer.Viewer only when the client has asked for an update, so while
 // a client is slow its damage accumulates in the viewer (latest wins) and
 // per-client memory stays bounded by the screen size. Pixels are encoded per
-// client in Raw, CopyRect, Hextile or ZRLE and converted to whatever
-// true-colour pixel format the client asked for.
+// client in Raw, CopyRect, Hextile, ZRLE, Tight (with JPEG at the client's
+// quality level) or TightPNG, the first the client lists, and converted to
+// whatever true-colour pixel format the client asked for. Areas sent as
+// JPEG are sent again losslessly once they have been quiet for a moment.
+//
+// Clients that ask for ContinuousUpdates get updates without requesting
+// them once they turn them on; with Fence, the server follows each such
+// update with a fence and keeps at most two unanswered, so every client
+// gets frames at the pace it processes them. Extended Clipboard carries
+// UTF-8 text both ways; other clients get Latin-1 cut text.
 //
 // An incremental update request is answered with all the damage, whatever
 // area it names (clients ask for the whole screen); a non-incremental one
@@ -165,6 +173,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
+// Source is where a connection takes its pictures from: what changed since
+// its previous Take, and a signal when there is something new.
+// framebuffer.Viewer and session.Viewer satisfy it.
+type Source interface {
+	Changed() <-chan struct{}
+	Take(dst *framebuffer.Canvas) framebuffer.Update
+}
+
 // ServeConn runs the RFB protocol on nc until the client disconnects, breaks
 // the protocol or ctx ends, and closes nc. It returns nil when the client
 // closed the connection or ctx ended, else why the connection was dropped
@@ -174,6 +190,21 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 		nc.Close()
 		return errors.New("rfbserver: Server.FB is nil")
 	}
+	viewer := s.FB.Subscribe()
+	defer viewer.Close()
+	return s.ServeSource(ctx, nc, viewer, s.Input)
+}
+
+// ServeSource is ServeConn with the connection's pictures taken from src
+// (which the caller subscribed and closes) and its input sent to in (nil:
+// view-only) instead of Server.Input. The session hub's viewers use it, so
+// that each RFB client counts as a viewer of its session. s.FB still gives
+// the size and name announced in ServerInit.
+func (s *Server) ServeSource(ctx context.Context, nc net.Conn, src Source, in InputSink) error {
+	if s.FB == nil || src == nil {
+		nc.Close()
+		return errors.New("rfbserver: Server.FB or the source is nil")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer nc.Close()
@@ -181,10 +212,9 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 
-	log := s.logger().With("remote", nc.RemoteAddr().String())
+	log := s.logger().With("remote", remoteString(nc))
 	c := newConn(s, nc, log)
-	viewer := s.FB.Subscribe()
-	defer viewer.Close()
+	c.in = in
 
 	if err := c.handshake(); err != nil {
 		if ctx.Err() != nil {
@@ -197,7 +227,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	}
 	log.Info("rfbserver: client connected", "version", c.version.String(), "auth", c.auth)
 
-	snd := newSender(c, viewer)
+	snd := newSender(c, src)
 	sendErr := make(chan error, 1)
 	go func() {
 		err := snd.run(ctx)
@@ -221,6 +251,14 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	}
 	log.Info("rfbserver: client disconnected")
 	return nil
+}
+
+// remoteString names the peer of nc for logs.
+func remoteString(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return "unknown"
 }
 
 // isClosed reports whether err is what reading or writing a socket that was

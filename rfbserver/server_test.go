@@ -351,8 +351,8 @@ func TestEncodingPreferenceFollowsClientOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Tight (unsupported) first, then hextile before ZRLE: hextile wins.
-	c.setEncodings(rfb.EncodingTight, rfb.EncodingCursor, rfb.EncodingHextile, rfb.EncodingZRLE, rfb.EncodingRaw)
+	// RRE (unsupported) first, then hextile before ZRLE: hextile wins.
+	c.setEncodings(rfb.EncodingRRE, rfb.EncodingCursor, rfb.EncodingHextile, rfb.EncodingZRLE, rfb.EncodingRaw)
 	c.request(false)
 	if err := c.readUpdate(); err != nil {
 		t.Fatal(err)
