@@ -53,8 +53,9 @@ func need(t testing.TB, name string) string {
 // logBuffer collects a process's output for the test log. It keeps the
 // first and the last part of long output.
 type logBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
+	mu    sync.Mutex // guards buf and total
+	buf   bytes.Buffer
+	total int64 // bytes ever written
 }
 
 const logKeep = 64 << 10
@@ -62,6 +63,7 @@ const logKeep = 64 << 10
 func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.total += int64(len(p))
 	b.buf.Write(p)
 	if b.buf.Len() > 2*logKeep {
 		tail := append([]byte("\n[... output cut ...]\n"), b.buf.Bytes()[b.buf.Len()-logKeep:]...)
@@ -69,6 +71,24 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 		b.buf.Write(tail)
 	}
 	return len(p), nil
+}
+
+// mark returns a position in the output for since.
+func (b *logBuffer) mark() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total
+}
+
+// since returns the output written after mark (as much of it as is kept).
+func (b *logBuffer) since(mark int64) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.total - mark
+	if n > int64(b.buf.Len()) {
+		n = int64(b.buf.Len())
+	}
+	return string(b.buf.Bytes()[b.buf.Len()-int(n):])
 }
 
 func (b *logBuffer) String() string {

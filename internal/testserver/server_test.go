@@ -194,13 +194,15 @@ func TestX11vnc(t *testing.T) {
 	if n := countColour(c, blue); n < 640*480/2 {
 		t.Errorf("%d blue pixels, want most of the screen", n)
 	}
-	x.Resize(t, 1021, 765)
-	c, err = x.Screenshot()
-	if err != nil {
-		t.Fatal(err)
+	for _, sz := range [][2]int{{1021, 765}, {800, 600}} {
+		x.Resize(t, sz[0], sz[1])
+		c, err := x.Screenshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkScreen(t, c, sz[0], sz[1])
+		waitRFBSize(t, x.Addr(), sz[0], sz[1])
 	}
-	checkScreen(t, c, 1021, 765)
-	waitRFBSize(t, x.Addr(), 1021, 765)
 }
 
 func TestQEMUSeaBIOS(t *testing.T) {

@@ -399,29 +399,25 @@ func (x *X) resize(w, h int) error {
 		}
 		x.output = m[1]
 	}
-	size := fmt.Sprintf("%dx%d", w, h)
+	if gw, gh, err := x.Size(); err == nil && gw == w && gh == h {
+		return nil
+	}
 	if x.xvfb {
-		// Xvfb has one fixed mode, its start size, and accepts no new
-		// ones. Shrinking the screen below that mode makes xrandr turn the
-		// CRTC off, set the size, then fail to turn the CRTC back on: the
-		// screen keeps the new size, which is all a VNC server exports. Later
-		// sizes up to the maximum then go through cleanly. So the exit
-		// status means little here; the size check below decides.
-		_, _ = x.run("xrandr", "--fb", size)
-	} else {
-		x.modes++
-		mode := fmt.Sprintf("kvmgate-%s-%d", size, x.modes)
-		// A mode whose timings equal its size; Xvnc ignores the clock.
-		ws, hs := strconv.Itoa(w), strconv.Itoa(h)
-		steps := [][]string{
-			{"--newmode", mode, "60", ws, ws, ws, ws, hs, hs, hs, hs},
-			{"--addmode", x.output, mode},
-			{"--output", x.output, "--mode", mode, "--fb", size},
-		}
-		for _, args := range steps {
-			if _, err := x.run("xrandr", args...); err != nil {
-				return err
-			}
+		return x.resizeXvfb(w, h)
+	}
+	size := fmt.Sprintf("%dx%d", w, h)
+	x.modes++
+	mode := fmt.Sprintf("kvmgate-%s-%d", size, x.modes)
+	// A mode whose timings equal its size; Xvnc ignores the clock.
+	ws, hs := strconv.Itoa(w), strconv.Itoa(h)
+	steps := [][]string{
+		{"--newmode", mode, "60", ws, ws, ws, ws, hs, hs, hs, hs},
+		{"--addmode", x.output, mode},
+		{"--output", x.output, "--mode", mode, "--fb", size},
+	}
+	for _, args := range steps {
+		if _, err := x.run("xrandr", args...); err != nil {
+			return err
 		}
 	}
 	gw, gh, err := x.Size()
@@ -432,4 +428,60 @@ func (x *X) resize(w, h int) error {
 		return fmt.Errorf("testserver: resize %s to %s: screen is %dx%d", x.Display(), size, gw, gh)
 	}
 	return nil
+}
+
+// x11vncSizeRe matches x11vnc's log line for a framebuffer it made after a
+// RandR change.
+var x11vncSizeRe = regexp.MustCompile(`check_xrandr_event: fb +WxH: (\d+)x(\d+)`)
+
+// resizeXvfb resizes Xvfb's screen and, when x11vnc exports it, waits until
+// x11vnc has made its framebuffer that size.
+//
+// Xvfb has one fixed mode, its start size, and accepts no new ones.
+// Shrinking the screen below that mode makes xrandr turn the CRTC off, set
+// the size, then fail to turn the CRTC back on: the screen keeps the new
+// size, which is all a VNC server exports, and later sizes up to the maximum
+// go through cleanly. So xrandr's exit status means little here; the size
+// checks decide.
+//
+// x11vnc notices the RandR event in its main loop but can drop it while it
+// accepts a client, so a resize that x11vnc missed is repeated through a
+// one-pixel detour.
+func (x *X) resizeXvfb(w, h int) error {
+	size := fmt.Sprintf("%dx%d", w, h)
+	for attempt := 0; ; attempt++ {
+		var mark int64
+		if x.vnc != nil {
+			mark = x.vnc.out.mark()
+		}
+		if attempt > 0 {
+			detour := h - 1
+			if h == 1 {
+				detour = 2
+			}
+			_, _ = x.run("xrandr", "--fb", fmt.Sprintf("%dx%d", w, detour))
+		}
+		_, _ = x.run("xrandr", "--fb", size)
+		gw, gh, err := x.Size()
+		if err != nil {
+			return err
+		}
+		if gw != w || gh != h {
+			return fmt.Errorf("testserver: resize %s to %s: screen is %dx%d", x.Display(), size, gw, gh)
+		}
+		if x.vnc == nil {
+			return nil
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			m := x11vncSizeRe.FindAllStringSubmatch(x.vnc.out.since(mark), -1)
+			if len(m) > 0 && m[len(m)-1][1] == strconv.Itoa(w) && m[len(m)-1][2] == strconv.Itoa(h) {
+				return nil
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if attempt == 2 {
+			return fmt.Errorf("testserver: x11vnc on %s did not follow the resize to %s", x.Display(), size)
+		}
+	}
 }
