@@ -255,6 +255,7 @@ func (d *AST2100Decoder) dataUnit(comp int, q *[64]int64, out *[64]uint8) error 
 		d.dc[comp] += d.br.receive(uint(size))
 	}
 	d.coef[0] = d.dc[comp]
+	flat := true
 	for k := 1; k < 64; {
 		sym, err := acTab.decode(&d.br)
 		if err != nil {
@@ -276,7 +277,16 @@ func (d *AST2100Decoder) dataUnit(comp int, q *[64]int64, out *[64]uint8) error 
 			pos = int(unzigzag[k])
 		}
 		d.coef[pos] = d.br.receive(size)
+		flat = false
 		k++
+	}
+	if flat {
+		// DC only: what idct computes through its all-zero shortcuts.
+		v := idctOut[(int32(int64(d.coef[0])*q[0]>>16)>>3)&1023]
+		for i := range out {
+			out[i] = v
+		}
+		return nil
 	}
 	idct(&d.coef, q, out)
 	return nil
@@ -314,18 +324,29 @@ func (d *AST2100Decoder) jpeg420(dst *framebuffer.Canvas, mbx, mby, tables int) 
 	if x0 >= d.w || y0 >= d.h {
 		return nil
 	}
+	// Each chroma sample covers 2×2 pixels: convert it once.
+	var rT, gT, bT [64]int32
+	for i := 0; i < 64; i++ {
+		cb, cr := d.blk[4][i], d.blk[5][i]
+		rT[i] = int32(crRLut[cr]) + clampBias
+		gT[i] = int32(cbGLut[cb]) + int32(crGLut[cr]) + clampBias
+		bT[i] = int32(cbBLut[cb]) + clampBias
+	}
 	// At a right edge that cuts an MCU at other than 8 pixels the reference
 	// decoder reads the Y blocks misaligned; this one samples them in place.
 	cw, ch := min(16, d.w-x0), min(16, d.h-y0)
 	for j := 0; j < ch; j++ {
-		row := dst.Pix[(y0+j)*dst.Stride+x0*4:]
-		yb := &d.blk[(j>>3)*2]
-		cb, cr := d.blk[4][(j>>1)*8:(j>>1)*8+8], d.blk[5][(j>>1)*8:(j>>1)*8+8]
+		off := (y0+j)*dst.Stride + x0*4
+		row := dst.Pix[off : off+cw*4 : off+cw*4]
+		crow := (j >> 1) * 8
 		for i := 0; i < cw; i++ {
-			if i == 8 {
-				yb = &d.blk[(j>>3)*2+1]
-			}
-			putRGB(row[i*4:i*4+4], yb[(j&7)*8+(i&7)], cb[i>>1], cr[i>>1])
+			y := d.blk[(j>>3)*2+i>>3][(j&7)*8+i&7]
+			c := (crow + i>>1) & 63
+			yy := int32(yLut[y])
+			px := uint32(clampLut[(yy+rT[c])&1023]) |
+				uint32(clampLut[(yy+gT[c])&1023])<<8 |
+				uint32(clampLut[(yy+bT[c])&1023])<<16 | 0xff<<24
+			binary.LittleEndian.PutUint32(row[i*4:], px)
 		}
 	}
 	d.runs.add(framebuffer.Rect{X: x0, Y: y0, W: cw, H: ch})
@@ -414,10 +435,10 @@ func (d *AST2100Decoder) put444(dst *framebuffer.Canvas, mbx, mby int, yb, cb, c
 // putRGB converts one Y/Cb/Cr sample to an opaque RGBA pixel with the
 // reference decoder's integer tables.
 func putRGB(p []byte, y, cb, cr uint8) {
-	yy := int(yLut[y])
-	p[0] = clampLut[yy+int(crRLut[cr])+clampBias]
-	p[1] = clampLut[yy+int(cbGLut[cb])+int(crGLut[cr])+clampBias]
-	p[2] = clampLut[yy+int(cbBLut[cb])+clampBias]
+	yy := int32(yLut[y]) + clampBias
+	p[0] = clampLut[(yy+int32(crRLut[cr]))&1023]
+	p[1] = clampLut[(yy+int32(cbGLut[cb])+int32(crGLut[cr]))&1023]
+	p[2] = clampLut[(yy+int32(cbBLut[cb]))&1023]
 	p[3] = 0xff
 }
 
