@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
 	qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio
 	xterm x11-apps x11-utils x11-xserver-utils
 	chromium fonts-dejavu-core socat ca-certificates git
+	websockify tigervnc-viewer
 )
 
 # staticcheck release used by scripts/test.sh (2026.2.2; needs Go >= 1.26).
@@ -21,7 +22,7 @@ STATICCHECK_VERSION=v0.8.2
 # Directories whose package.json dependencies are installed with `npm ci`.
 # Directories without a package.json are skipped, so listing one early is
 # harmless.
-NPM_DIRS=(client test)
+NPM_DIRS=(client test test/novnc)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 

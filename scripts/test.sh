@@ -4,6 +4,10 @@
 # staticcheck, the build, the whole test suite (real servers included) and
 # the race detector on the packages where it is cheap. It prints a summary and
 # exits non-zero if any step failed. Works from any directory.
+#
+#   scripts/test.sh                 check everything (what CI runs)
+#   scripts/test.sh ./rfb/... ./x   check only these packages (no race step
+#                                   for packages outside RACE_PACKAGES)
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +18,13 @@ RACE_PACKAGES=(./framebuffer/... ./server/... ./input/...)
 
 # Timeout for the whole `go test ./...` run.
 TEST_TIMEOUT=25m
+
+# Packages to check: the arguments, or the whole module.
+if (($#)); then
+	PACKAGES=("$@")
+else
+	PACKAGES=(./...)
+fi
 
 if ! ./scripts/install-deps.sh; then
 	echo "test.sh: install-deps.sh failed" >&2
@@ -54,7 +65,12 @@ gofmt_check() {
 race_packages() {
 	local p
 	for p in "${RACE_PACKAGES[@]}"; do
-		[[ -d ${p%/...} ]] && printf '%s\n' "$p"
+		[[ -d ${p%/...} ]] || continue
+		# With explicit packages, race-test only those asked for.
+		if [[ ${PACKAGES[*]} != ./... ]] && ! printf '%s\n' "${PACKAGES[@]}" | grep -qxF -- "$p"; then
+			continue
+		fi
+		printf '%s\n' "$p"
 	done
 }
 
@@ -68,15 +84,26 @@ race_test() {
 	go test -count=1 -race -timeout "$TEST_TIMEOUT" "${pkgs[@]}"
 }
 
+# go_test runs the whole suite and keeps its output for the summary.
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+go_test() {
+	go test -count=1 -timeout "$TEST_TIMEOUT" "${PACKAGES[@]}" 2>&1 | tee "$test_log"
+}
+
 step gofmt gofmt_check
-step vet go vet ./...
-step staticcheck staticcheck ./...
-step build go build ./...
-step test go test -count=1 -timeout "$TEST_TIMEOUT" ./...
+step vet go vet "${PACKAGES[@]}"
+step staticcheck staticcheck "${PACKAGES[@]}"
+step build go build "${PACKAGES[@]}"
+step test go_test
 step race race_test
 
 printf '\n=== summary\n'
 printf '%s\n' "${results[@]}"
+if grep -q '^FAIL[[:space:]]' "$test_log"; then
+	printf 'failed packages:\n'
+	grep '^FAIL[[:space:]]' "$test_log" | sed 's/^/  /'
+fi
 if ((failed)); then
 	printf 'test.sh: FAILED\n'
 	exit 1
