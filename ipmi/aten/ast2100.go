@@ -223,7 +223,11 @@ func (d *AST2100Decoder) Decode(dst *framebuffer.Canvas, data []byte, damage *fr
 			return FormatError(fmt.Sprintf("ast2100: unknown block code %#x at block %d", code, n))
 		}
 		if err != nil {
-			return fmt.Errorf("aten: ast2100 block %d (code %#x) at MCU %d,%d: %w", n, code, mbx, mby, err)
+			msg := err.Error()
+			if fe, ok := err.(FormatError); ok {
+				msg = string(fe)
+			}
+			return FormatError(fmt.Sprintf("%s (block %d, code %#x, MCU %d,%d)", msg, n, code, mbx, mby))
 		}
 		mbx++
 		if mbx >= mbw {

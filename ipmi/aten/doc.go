@@ -31,7 +31,8 @@ const (
 	EncodingHermonLegacy = 0x00
 )
 
-// FormatError reports that the input is not a valid ATEN video payload.
+// FormatError reports that the input is not a valid ATEN video payload; its
+// text says what was wrong and where.
 type FormatError string
 
-func (e FormatError) Error() string { return "aten: invalid data: " + string(e) }
+func (e FormatError) Error() string { return "aten: " + string(e) }
