@@ -42,7 +42,11 @@ import (
 // the luma and the chroma table (kelleyk's noVNC reads it as luma and the
 // second byte as chroma; frames seen so far carry the same value in both);
 // the VQ codebook is reset at each frame start unless PersistCodebook is
-// set; pass-2 blocks in 4:2:0 are parsed and ignored, as there.
+// set; pass-2 blocks in 4:2:0 are parsed and ignored, as there. The 4-byte
+// header is not part of the block stream (noVNC skips it too): the reference
+// picture of shared/data/ast2100/frame4.hex was made by feeding it to the
+// reference decoder as stream bits, which shifts and tints that picture;
+// frame4_test.go reproduces it exactly that way.
 
 // AST2100 frame limits. MCU positions are 8-bit, so 256 MCUs of 16 pixels is
 // the largest frame the stream can address.
