@@ -463,11 +463,15 @@ func (h *Handler) relay(ctx context.Context, c *wsConn, addr string, log *slog.L
 			n, err := c.Read(buf)
 			if n > 0 {
 				if _, werr := tc.Write(buf[:n]); werr != nil {
+					tc.Close()
 					up <- werr
 					return
 				}
 			}
 			if err != nil {
+				// The browser left: end the target connection too, which
+				// stops the loop below.
+				tc.Close()
 				up <- err
 				return
 			}

@@ -1,0 +1,662 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"kvmgate/framebuffer"
+	"kvmgate/internal/browsertest"
+	"kvmgate/internal/testserver"
+	"kvmgate/server/websockify"
+	"kvmgate/session"
+	"kvmgate/session/sessiontest"
+
+	_ "kvmgate/rfb" // registers vnc:// targets
+)
+
+// The noVNC tests run the real noVNC (npm @novnc/novnc, installed by
+// scripts/install-deps.sh into test/novnc) in headless Chromium against
+// kvmgate's websockify endpoint, in both modes, with real backends.
+
+const novncWait = 30 * time.Second
+
+// novncDir returns where noVNC's files are, failing the test when npm has
+// not installed them.
+func novncDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "test", "novnc", "node_modules", "@novnc", "novnc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "core", "rfb.js")); err != nil {
+		t.Fatalf("noVNC is not installed (run scripts/install-deps.sh, which runs npm ci in test/novnc): %v", err)
+	}
+	return dir
+}
+
+// novncEnv is kvmgate's websockify endpoint and the noVNC test page on one
+// HTTP server.
+type novncEnv struct {
+	url string // http://127.0.0.1:port
+	h   *websockify.Handler
+	hub *session.Hub
+}
+
+// novncServe serves opts' endpoint at /websockify and noVNC at /novnc/.
+// opts.Hub defaults to a hub that opens real backends.
+func novncServe(t *testing.T, opts websockify.Options) *novncEnv {
+	t.Helper()
+	dir := novncDir(t)
+	quiet := slog.New(slog.DiscardHandler)
+	if opts.Hub == nil {
+		opts.Hub = session.NewHub(session.Options{Logger: quiet})
+		t.Cleanup(opts.Hub.Close)
+	}
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
+	h, err := websockify.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/websockify", h)
+	mux.Handle("/websockify/", h)
+	page, err := filepath.Abs(filepath.Join("..", "test", "novnc", "kvmgate-novnc.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.HandleFunc("/novnc/kvmgate-novnc.html", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, page)
+	})
+	mux.HandleFunc("/favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mux.Handle("/novnc/", http.StripPrefix("/novnc/", http.FileServer(http.Dir(dir))))
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		hs.CloseClientConnections()
+		h.Close()
+		hs.Close()
+	})
+	return &novncEnv{url: hs.URL, h: h, hub: opts.Hub}
+}
+
+// novncOpen opens the noVNC page connected to wsURL, with extra query
+// parameters (password, quality, compression, keep), and waits until noVNC
+// is connected.
+func novncOpen(t *testing.T, b *browsertest.Browser, pageBase, wsURL string, extra url.Values) *browsertest.Page {
+	t.Helper()
+	q := url.Values{"url": {wsURL}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	p := b.NewPage(t, pageBase+"/novnc/kvmgate-novnc.html?"+q.Encode())
+	p.WaitFor(t, `window.novncState === 'connected' && document.querySelector('#screen canvas') && document.querySelector('#screen canvas').width > 0`, novncWait)
+	return p
+}
+
+// novncWS returns the WebSocket URL of env's endpoint with a token.
+func (e *novncEnv) novncWS(token string) string {
+	return "ws" + strings.TrimPrefix(e.url, "http") + "/websockify?token=" + url.QueryEscape(token)
+}
+
+// novncCanvas reads noVNC's canvas.
+func novncCanvas(t *testing.T, p *browsertest.Page) *framebuffer.Canvas {
+	t.Helper()
+	c, err := p.CanvasPixels("#screen canvas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// novncDiff describes how got differs from want, "" when equal.
+func novncDiff(got, want *framebuffer.Canvas) string {
+	if got.W != want.W || got.H != want.H {
+		return fmt.Sprintf("size %dx%d, want %dx%d", got.W, got.H, want.W, want.H)
+	}
+	n, first := 0, ""
+	for y := 0; y < got.H; y++ {
+		for x := 0; x < got.W; x++ {
+			if a, b := got.At(x, y), want.At(x, y); a != b {
+				if n == 0 {
+					first = fmt.Sprintf("first at %d,%d: %08x, want %08x", x, y, a, b)
+				}
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d pixels differ, %s", n, first)
+}
+
+// novncWaitScreen waits until noVNC's canvas equals the server's own
+// screenshot.
+func novncWaitScreen(t *testing.T, p *browsertest.Page, srv testserver.Screen) {
+	t.Helper()
+	deadline := time.Now().Add(novncWait)
+	for {
+		want, err := srv.Screenshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := novncDiff(novncCanvas(t, p), want)
+		if d == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("noVNC's canvas differs from the server's screenshot after %v: %s", novncWait, d)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+}
+
+// novncNoErrors fails if the page logged errors.
+func novncNoErrors(t *testing.T, p *browsertest.Page) {
+	t.Helper()
+	if errs := p.Errors(); len(errs) > 0 {
+		t.Errorf("page errors: %q", errs)
+	}
+}
+
+// novncQEMUClients returns how many VNC clients QEMU has connected.
+func novncQEMUClients(t *testing.T, q *testserver.QEMU) int {
+	t.Helper()
+	var info struct {
+		Clients []struct{} `json:"clients"`
+	}
+	if err := q.QMP("query-vnc", nil, &info); err != nil {
+		t.Fatal(err)
+	}
+	return len(info.Clients)
+}
+
+// TestNoVNCQEMU runs noVNC through kvmgate, in pass-through and in
+// re-encode mode, against QEMU's VNC display of a Linux guest: the canvas
+// equals QEMU's screendump, typed keys and noVNC's Ctrl-Alt-Del reach the
+// guest (observed on its serial port), and in re-encode mode two noVNC
+// tabs share one QEMU connection.
+func TestNoVNCQEMU(t *testing.T) {
+	t.Parallel()
+	q := testserver.StartQEMU(t, testserver.QEMUOptions{Guest: testserver.GuestLinux})
+	q.WaitSettled(t, 150*time.Second)
+	b := browsertest.Launch(t)
+	for _, mode := range []websockify.Mode{websockify.ModePassthrough, websockify.ModeReencode} {
+		t.Run(string(mode), func(t *testing.T) {
+			env := novncServe(t, websockify.Options{
+				Lookup: func(tok string) (string, bool) { return q.Addr(), tok == "vm" },
+				Mode:   mode,
+			})
+			p := novncOpen(t, b, env.url, env.novncWS("vm"), nil)
+			novncWaitScreen(t, p, q)
+
+			marker := "NOVNC-" + strings.ToUpper(string(mode))
+			p.MustEval(t, `novnc.focus()`)
+			p.Type(t, "echo "+marker+"-$((6*7)) > /dev/ttyS0")
+			p.KeyPress(t, "Enter")
+			q.WaitSerial(t, marker+"-42", novncWait)
+			novncWaitScreen(t, p, q)
+
+			before := strings.Count(q.Serial(), testserver.GuestCtrlAltDel)
+			p.MustEval(t, `novnc.sendCtrlAltDel()`)
+			deadline := time.Now().Add(novncWait)
+			for strings.Count(q.Serial(), testserver.GuestCtrlAltDel) == before {
+				if time.Now().After(deadline) {
+					t.Fatal("noVNC's sendCtrlAltDel never reached the guest")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+
+			if mode == websockify.ModeReencode {
+				p2 := novncOpen(t, b, env.url, env.novncWS("vm"), nil)
+				novncWaitScreen(t, p2, q)
+				if n := novncQEMUClients(t, q); n != 1 {
+					t.Errorf("two noVNC tabs: QEMU has %d VNC clients, want 1", n)
+				}
+				if s, v := env.hub.Counts(); s != 1 || v != 2 {
+					t.Errorf("two noVNC tabs: hub has %d sessions and %d viewers, want 1 and 2", s, v)
+				}
+				novncNoErrors(t, p2)
+				p2.Close(t)
+			}
+			novncNoErrors(t, p)
+			p.Close(t)
+		})
+	}
+}
+
+// TestNoVNCXvnc runs noVNC through kvmgate in both modes against Xvnc
+// showing an xterm: the canvas equals xwd's screenshot and typed text lands
+// in the xterm.
+func TestNoVNCXvnc(t *testing.T) {
+	t.Parallel()
+	x := testserver.StartXvnc(t, testserver.XvncOptions{Width: 800, Height: 600})
+	x.Run(t, "xsetroot", "-solid", "#306020")
+	out := filepath.Join(t.TempDir(), "typed.txt")
+	x.Start(t, "xterm", "-geometry", "70x20+50+50", "-title", "kvmgate-novnc",
+		"-e", "sh", "-c", `echo "noVNC types below"; exec cat > "$0"`, out)
+	x.WaitWindow(t, "kvmgate-novnc", novncWait)
+	b := browsertest.Launch(t)
+	for i, mode := range []websockify.Mode{websockify.ModePassthrough, websockify.ModeReencode} {
+		t.Run(string(mode), func(t *testing.T) {
+			env := novncServe(t, websockify.Options{Target: x.Addr(), Mode: mode})
+			p := novncOpen(t, b, env.url, "ws"+strings.TrimPrefix(env.url, "http")+"/websockify", nil)
+			// Keyboard focus follows the pointer (no window manager).
+			p.MouseMove(t, 200, 150)
+			novncWaitScreen(t, p, x)
+
+			line := fmt.Sprintf("typed via noVNC %d: A-Z 0-9 ~!@#$%%", i)
+			p.MustEval(t, `novnc.focus()`)
+			p.Type(t, line)
+			p.KeyPress(t, "Enter")
+			deadline := time.Now().Add(novncWait)
+			for {
+				got, _ := os.ReadFile(out)
+				if strings.Contains(string(got), line+"\n") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("xterm got %q, want a line %q", got, line)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			novncWaitScreen(t, p, x)
+			novncNoErrors(t, p)
+			p.Close(t)
+		})
+	}
+}
+
+// novncBytesFor repaints the fake console completely and returns how many
+// bytes noVNC received until its canvas showed the new picture exactly.
+func novncBytesFor(t *testing.T, p *browsertest.Page, con *sessiontest.Console, fb *framebuffer.Framebuffer, seed int) int64 {
+	t.Helper()
+	var before int64
+	if err := p.EvalInto(`novncWire.rx`, &before); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), novncWait)
+	defer cancel()
+	con.Paint(ctx, func(c *framebuffer.Canvas, b *framebuffer.Batch) {
+		novncPhoto(c, seed)
+		b.Damage(c.Bounds())
+	})
+	deadline := time.Now().Add(novncWait)
+	for {
+		d := novncDiff(novncCanvas(t, p), fb.Snapshot())
+		if d == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("canvas never matched after a repaint: %s", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var after int64
+	if err := p.EvalInto(`novncWire.rx`, &after); err != nil {
+		t.Fatal(err)
+	}
+	return after - before
+}
+
+// novncPhoto paints smooth photo-like content with text-like strokes: what
+// JPEG is for, and what refinement must still deliver exactly.
+func novncPhoto(c *framebuffer.Canvas, seed int) {
+	for y := 0; y < c.H; y++ {
+		row := c.Row(0, y, c.W)
+		for x := 0; x < c.W; x++ {
+			p := row[4*x:]
+			p[0] = byte((x*3 + seed*17) ^ y)
+			p[1] = byte(y*2 + x/3 + seed)
+			p[2] = byte((x + y + seed*5) / 2)
+			p[3] = 0xff
+			if y%24 < 12 && x%9 < 4 && (x/9+y/24+seed)%3 != 0 {
+				p[0], p[1], p[2] = 250, 250, 240
+			}
+		}
+	}
+}
+
+// TestNoVNCQualitySettings changes noVNC's qualityLevel and
+// compressionLevel on a re-encoded console and checks what kvmgate sends:
+// fewer bytes for the same picture at quality 0 than at 9, and at
+// compression 9 than at 0. Every picture still ends up exact (lossy areas
+// are refined).
+func TestNoVNCQualitySettings(t *testing.T) {
+	t.Parallel()
+	fake := &sessiontest.Backend{W: 640, H: 400}
+	hub := session.NewHub(session.Options{Open: fake.Open, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(hub.Close)
+	env := novncServe(t, websockify.Options{Target: "vnc://fake.test:5900", Mode: websockify.ModeReencode, Hub: hub})
+	b := browsertest.Launch(t)
+	ws := "ws" + strings.TrimPrefix(env.url, "http") + "/websockify"
+
+	measure := func(quality, compression string) int64 {
+		p := novncOpen(t, b, env.url, ws, url.Values{"quality": {quality}, "compression": {compression}})
+		defer p.Close(t)
+		s := onlyNoVNCSession(t, hub)
+		// Let the settings reach the server, then measure two repaints.
+		p.WaitFor(t, `novnc.qualityLevel === `+quality+` && novnc.compressionLevel === `+compression, novncWait)
+		novncBytesFor(t, p, fake.Last(), s.Framebuffer(), 1)
+		n := novncBytesFor(t, p, fake.Last(), s.Framebuffer(), 2)
+		n += novncBytesFor(t, p, fake.Last(), s.Framebuffer(), 3)
+		novncNoErrors(t, p)
+		return n
+	}
+	q0, q9 := measure("0", "2"), measure("9", "2")
+	t.Logf("bytes for two repaints: quality 0: %d, quality 9: %d", q0, q9)
+	if q0 >= q9 {
+		t.Errorf("quality 0 took %d bytes, quality 9 %d: want fewer at 0", q0, q9)
+	}
+	c0, c9 := measure("9", "0"), measure("9", "9")
+	t.Logf("bytes for two repaints: compression 0: %d, compression 9: %d", c0, c9)
+	if c9 >= c0 {
+		t.Errorf("compression 9 took %d bytes, compression 0 %d: want fewer at 9", c9, c0)
+	}
+}
+
+// onlyNoVNCSession returns the hub's single session.
+func onlyNoVNCSession(t *testing.T, hub *session.Hub) *session.Session {
+	t.Helper()
+	deadline := time.Now().Add(novncWait)
+	for {
+		if l := hub.List(); len(l) == 1 {
+			if s := hub.Lookup(l[0].ID); s != nil {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hub sessions %+v, want one", hub.List())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// novncScriptServer is an RFB server whose output depends only on the
+// order of the client's requests: after a 3.8 handshake it answers each
+// FramebufferUpdateRequest with the next of a fixed list of updates (raw
+// rectangles of a deterministic picture) and then stays quiet. It hashes
+// what it sent and received, per connection.
+type novncScriptServer struct {
+	addr string
+
+	mu sync.Mutex
+	// mu guards the following.
+	sent, received []string // SHA-256 per finished connection
+	sentBytes      []int
+}
+
+func startNoVNCScriptServer(t *testing.T) *novncScriptServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &novncScriptServer{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.serve(nc)
+			}()
+		}
+	}()
+	return s
+}
+
+// hashingConn hashes what crosses nc.
+type hashingConn struct {
+	net.Conn
+	in, out   hash.Hash
+	sentTotal int
+}
+
+func (c *hashingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Write(p[:n])
+	return n, err
+}
+
+func (c *hashingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Write(p[:n])
+	c.sentTotal += n
+	return n, err
+}
+
+const novncScriptW, novncScriptH = 320, 200
+
+// novncScriptUpdates returns the fixed updates: a full frame, then bands.
+func novncScriptUpdates() [][]byte {
+	var ups [][]byte
+	rect := func(b []byte, x, y, w, h, seed int) []byte {
+		b = binary.BigEndian.AppendUint16(b, uint16(x))
+		b = binary.BigEndian.AppendUint16(b, uint16(y))
+		b = binary.BigEndian.AppendUint16(b, uint16(w))
+		b = binary.BigEndian.AppendUint16(b, uint16(h))
+		b = binary.BigEndian.AppendUint32(b, 0) // raw
+		for j := 0; j < h; j++ {
+			for i := 0; i < w; i++ {
+				b = append(b, byte((x+i)*seed), byte(y+j+seed), byte((x+i)^(y+j)), 0)
+			}
+		}
+		return b
+	}
+	ups = append(ups, rect([]byte{0, 0, 0, 1}, 0, 0, novncScriptW, novncScriptH, 1))
+	for k := 0; k < 20; k++ {
+		ups = append(ups, rect([]byte{0, 0, 0, 1}, 10*k, 5*k, 64, 48, k+2))
+	}
+	return ups
+}
+
+func (s *novncScriptServer) serve(nc net.Conn) {
+	hc := &hashingConn{Conn: nc, in: sha256.New(), out: sha256.New()}
+	defer func() {
+		nc.Close()
+		s.mu.Lock()
+		s.sent = append(s.sent, hex.EncodeToString(hc.out.Sum(nil)))
+		s.received = append(s.received, hex.EncodeToString(hc.in.Sum(nil)))
+		s.sentBytes = append(s.sentBytes, hc.sentTotal)
+		s.mu.Unlock()
+	}()
+	br := bufio.NewReader(hc)
+	var buf [16]byte
+	if _, err := io.WriteString(hc, "RFB 003.008\n"); err != nil {
+		return
+	}
+	if _, err := io.ReadFull(br, buf[:12]); err != nil {
+		return
+	}
+	hc.Write([]byte{1, 1}) // one security type: None
+	if _, err := io.ReadFull(br, buf[:1]); err != nil {
+		return
+	}
+	hc.Write([]byte{0, 0, 0, 0})
+	if _, err := io.ReadFull(br, buf[:1]); err != nil { // ClientInit
+		return
+	}
+	init := binary.BigEndian.AppendUint16(nil, novncScriptW)
+	init = binary.BigEndian.AppendUint16(init, novncScriptH)
+	init = append(init, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0)
+	init = binary.BigEndian.AppendUint32(init, 6)
+	init = append(init, "script"...)
+	hc.Write(init)
+	ups := novncScriptUpdates()
+	for {
+		t, err := br.ReadByte()
+		if err != nil {
+			return
+		}
+		var skip int
+		switch t {
+		case 0: // SetPixelFormat
+			skip = 19
+		case 2: // SetEncodings
+			if _, err := io.ReadFull(br, buf[:3]); err != nil {
+				return
+			}
+			skip = 4 * int(binary.BigEndian.Uint16(buf[1:3]))
+		case 3: // FramebufferUpdateRequest
+			if _, err := io.ReadFull(br, buf[:9]); err != nil {
+				return
+			}
+			if len(ups) > 0 {
+				hc.Write(ups[0])
+				ups = ups[1:]
+			}
+		case 4:
+			skip = 7
+		case 5:
+			skip = 5
+		case 6:
+			if _, err := io.ReadFull(br, buf[:7]); err != nil {
+				return
+			}
+			skip = int(int32(binary.BigEndian.Uint32(buf[3:7])))
+			if skip < 0 {
+				skip = -skip
+			}
+		default:
+			return // nothing else is expected from noVNC here
+		}
+		if _, err := io.CopyN(io.Discard, br, int64(skip)); err != nil {
+			return
+		}
+	}
+}
+
+// results waits until the script server has finished n connections and
+// returns their hashes and sizes.
+func (s *novncScriptServer) results(t *testing.T, n int) (sent, received []string, sentBytes []int) {
+	t.Helper()
+	deadline := time.Now().Add(novncWait)
+	for {
+		s.mu.Lock()
+		if len(s.sent) >= n {
+			defer s.mu.Unlock()
+			return s.sent, s.received, s.sentBytes
+		}
+		s.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("script server finished fewer than %d connections", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// novncStartWebsockify runs Debian's websockify from addr's port to target.
+func novncStartWebsockify(t *testing.T, target string) string {
+	t.Helper()
+	bin, err := exec.LookPath("websockify")
+	if err != nil {
+		t.Fatalf("websockify not found; install the Debian package websockify (scripts/install-deps.sh does): %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, addr, target)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("websockify output:\n%s", out.String())
+		}
+	})
+	deadline := time.Now().Add(novncWait)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("websockify never listened on %s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestNoVNCPassthroughMatchesWebsockify runs the same deterministic RFB
+// session through Debian's websockify and through kvmgate's pass-through:
+// noVNC must receive exactly the bytes the server sent, and the server
+// exactly the same bytes from noVNC, either way.
+func TestNoVNCPassthroughMatchesWebsockify(t *testing.T) {
+	t.Parallel()
+	script := startNoVNCScriptServer(t)
+	wsAddr := novncStartWebsockify(t, script.addr)
+	env := novncServe(t, websockify.Options{Target: script.addr, Mode: websockify.ModePassthrough})
+	b := browsertest.Launch(t)
+
+	type digest struct {
+		Bytes  int    `json:"bytes"`
+		SHA256 string `json:"sha256"`
+	}
+	var got []digest
+	for _, ws := range []string{"ws://" + wsAddr + "/websockify", "ws" + strings.TrimPrefix(env.url, "http") + "/websockify"} {
+		p := novncOpen(t, b, env.url, ws, url.Values{"keep": {"1"}})
+		// The last scripted update has arrived once noVNC asked for one
+		// more: 21 updates answer 21 requests.
+		want := 0
+		for _, u := range novncScriptUpdates() {
+			want += len(u)
+		}
+		p.WaitFor(t, fmt.Sprintf(`novncWire.rx >= %d`, want+12+2+4+4+16+4+6), novncWait)
+		var d digest
+		if err := p.EvalInto(`novncWire.digest()`, &d); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, d)
+		novncNoErrors(t, p)
+		p.Close(t)
+	}
+	sent, received, sentBytes := script.results(t, 2)
+	for i, name := range []string{"websockify", "kvmgate"} {
+		if got[i].Bytes != sentBytes[i] || got[i].SHA256 != sent[i] {
+			t.Errorf("%s: noVNC received %d bytes (sha256 %s), the server sent %d (%s)", name, got[i].Bytes, got[i].SHA256, sentBytes[i], sent[i])
+		}
+	}
+	if sent[0] != sent[1] || received[0] != received[1] {
+		t.Errorf("the two relays carried different sessions: sent %v, received %v", sent, received)
+	}
+}
