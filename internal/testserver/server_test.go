@@ -3,9 +3,13 @@ package testserver
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -265,4 +269,81 @@ func TestQEMUColdBoot(t *testing.T) {
 	q.WaitSerial(t, GuestReady, LinuxBootTimeout)
 	t.Logf("Linux guest booted (TCG unless /dev/kvm works) in %v", time.Since(start).Round(100*time.Millisecond))
 	checkScreen(t, q.WaitSettled(t, time.Minute), 720, 400)
+}
+
+// TestLoopbackOnly checks that no server listens beyond 127.0.0.1, using
+// the kernel's table of listening sockets.
+func TestLoopbackOnly(t *testing.T) {
+	t.Parallel()
+	x := StartX11vnc(t, X11vncOptions{Width: 320, Height: 200})
+	y := StartXvnc(t, XvncOptions{Width: 320, Height: 200})
+	q := StartQEMU(t, QEMUOptions{})
+	for _, s := range []struct {
+		name string
+		pid  int
+	}{
+		{"x11vnc", x.vnc.Pid()},
+		{"Xvnc", y.Server().Pid()},
+		{"qemu", q.Proc().Pid()},
+	} {
+		addrs, err := listeningAddrs(s.pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(addrs) == 0 {
+			t.Errorf("%s: no listening TCP socket found", s.name)
+		}
+		for _, a := range addrs {
+			if !strings.HasPrefix(a, "127.0.0.1:") {
+				t.Errorf("%s listens on %s, want 127.0.0.1 only", s.name, a)
+			}
+		}
+	}
+}
+
+// listeningAddrs returns the addresses of the TCP sockets process pid
+// listens on, from /proc.
+func listeningAddrs(pid int) ([]string, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	var addrs []string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+				continue
+			}
+			addrs = append(addrs, procNetAddr(f[1]))
+		}
+	}
+	return addrs, nil
+}
+
+// procNetAddr turns /proc/net/tcp's "0100007F:1F90" (32-bit words in host
+// byte order, port in hex) into "127.0.0.1:8080".
+func procNetAddr(s string) string {
+	hexIP, hexPort, _ := strings.Cut(s, ":")
+	raw, err := hex.DecodeString(hexIP)
+	if err != nil {
+		return s
+	}
+	for i := 0; i+4 <= len(raw); i += 4 {
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	port, _ := strconv.ParseUint(hexPort, 16, 16)
+	return net.JoinHostPort(net.IP(raw).String(), strconv.Itoa(int(port)))
 }

@@ -86,7 +86,8 @@ func StartXvnc(t testing.TB, o XvncOptions) *X {
 			"-geometry", fmt.Sprintf("%dx%d", w, h),
 			"-depth", strconv.Itoa(depth),
 			"-rfbport", strconv.Itoa(port),
-			"-localhost", "-interface", "127.0.0.1",
+			// -interface alone: -localhost would add [::1] as well.
+			"-interface", "127.0.0.1",
 			"-AlwaysShared",
 			"-nolisten", "tcp", "-noreset",
 			"-desktop", "kvmgate-test",
@@ -155,7 +156,9 @@ func StartX11vnc(t testing.TB, o X11vncOptions) *X {
 		args := []string{
 			"-display", x.Display(),
 			"-rfbport", strconv.Itoa(port),
-			"-listen", "127.0.0.1", "-noipv6",
+			// Debian's x11vnc listens on IPv6 too, and libvncserver on
+			// [::]:5900, unless told otherwise.
+			"-listen", "127.0.0.1", "-noipv6", "-no6", "-rfbportv6", "-1",
 			"-forever", "-shared", "-noxdamage",
 			"-norc", "-nocmds",
 			"-xrandr", "newfbsize",
