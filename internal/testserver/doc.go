@@ -16,6 +16,13 @@
 // xwd for X servers (parsed by ParseXWD) and the QEMU monitor's screendump
 // (parsed by ParsePPM). Both return a *framebuffer.Canvas that tests compare
 // with what kvmgate decoded.
+//
+// QEMU is driven through QMP on a unix socket; Monitor runs human monitor
+// commands through it. The Linux guest's initramfs is built at test time from
+// the host's busybox-static (no cpio tool needed) and cached, together with
+// snapshots of the booted guest (about 80 MB each), in kvmgate-test under the
+// user cache directory (~/.cache/kvmgate-test). Deleting that directory is
+// always safe: it is rebuilt on demand.
 package testserver
 
 import (

@@ -263,6 +263,10 @@ func (x *X) Password() string { return x.password }
 // Server returns the X server process (Xvnc or Xvfb).
 func (x *X) Server() *Proc { return x.server }
 
+// VNC returns the x11vnc process, or nil for Xvnc (whose VNC server is the X
+// server itself).
+func (x *X) VNC() *Proc { return x.vnc }
+
 // env returns the environment for X clients of this display.
 func (x *X) env() []string {
 	env := []string{"DISPLAY=" + x.Display()}
