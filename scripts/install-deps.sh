@@ -82,8 +82,10 @@ fi
 for d in "${NPM_DIRS[@]}"; do
 	if [[ -f $d/package.json ]]; then
 		if ! command -v npm >/dev/null; then
-			log "$d/package.json exists but npm is missing (apt-get install npm)"
-			exit 1
+			log "$d/package.json needs npm: installing the Debian package npm"
+			as_root apt-get update
+			as_root env DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y --no-install-recommends npm
 		fi
 		stamp=$d/node_modules/.package-lock.json
 		if [[ -f $stamp && $stamp -nt $d/package.json &&
