@@ -26,6 +26,7 @@
 //	profile=NAME      the KVM protocol's firmware profile (aten: ast2400, x9, aten1)
 //	msglen=T:L,...    override message lengths of the profile
 //	mouse=absolute|relative|keep
+//	keepalive=15s     interval of the client's keepalive messages
 //
 // Drivers may define more (supermicro: console=jnlp|html5|auto,
 // login=plain|base64|auto, kvmport=N).
@@ -280,6 +281,13 @@ func connect(ctx context.Context, t *Target, l *Launch) (backend.Console, error)
 		opts.MouseMode = aten.MouseKeep
 	default:
 		return nil, fmt.Errorf("ipmi: bad mouse=%q: want absolute, relative or keep", v)
+	}
+	if v := t.Query.Get("keepalive"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Millisecond {
+			return nil, fmt.Errorf("ipmi: bad keepalive=%q: want a duration of at least 10ms", v)
+		}
+		opts.KeepAlive = d
 	}
 	conn, err := l.Dial(ctx)
 	if err != nil {

@@ -92,6 +92,7 @@ type KVM struct {
 	handshakes  [][]byte // each connection's handshake bytes from the client
 	changed     chan struct{}
 	outstanding int // update requests not yet answered, over all connections
+	frames      int // FramebufferUpdates sent
 }
 
 // NewKVM returns a simulator showing screen (copied).
@@ -211,6 +212,13 @@ func (k *KVM) Outstanding() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.outstanding
+}
+
+// Frames returns the number of FramebufferUpdates sent so far.
+func (k *KVM) Frames() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.frames
 }
 
 // Changed returns a channel closed at the next recorded client message.
@@ -475,6 +483,7 @@ func (c *kvmConn) sender(done chan struct{}) {
 // frameLocked builds one FramebufferUpdate with the current picture and
 // updates what a correct client shows.
 func (k *KVM) frameLocked(c *kvmConn) []byte {
+	k.frames++
 	msg := []byte{0, 0, 0, 1}
 	rect := func(w, h int, enc uint32, body []byte) {
 		msg = append(msg, 0, 0, 0, 0)

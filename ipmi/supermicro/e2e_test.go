@@ -87,6 +87,18 @@ func start(t *testing.T, web *bmcsim.Web, query string) *rig {
 	return r
 }
 
+// setScreen changes the simulator's picture and waits until it has sent it.
+func (r *rig) setScreen(t *testing.T, c *framebuffer.Canvas) {
+	t.Helper()
+	n := r.kvm.Frames()
+	r.kvm.SetScreen(c)
+	deadline := time.Now().Add(wait)
+	for r.kvm.Frames() == n && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	r.waitShown(t)
+}
+
 // waitShown waits until the framebuffer holds what the simulator sent.
 func (r *rig) waitShown(t *testing.T) {
 	t.Helper()
@@ -222,8 +234,7 @@ func TestOpenJNLP22AST2100ResizeAndNoSignal(t *testing.T) {
 		t.Errorf("details %v", d)
 	}
 	// A resolution change.
-	web.KVM.SetScreen(testScreen(t, 96, 40, 0xff))
-	r.waitShown(t)
+	r.setScreen(t, testScreen(t, 96, 40, 0xff))
 	if w, h := r.fb.Size(); w != 96 || h != 40 {
 		t.Errorf("after resize %dx%d", w, h)
 	}
@@ -244,8 +255,7 @@ func TestOpenJNLP22AST2100ResizeAndNoSignal(t *testing.T) {
 		t.Errorf("no-signal picture %dx%d with corner %#x", snap.W, snap.H, snap.At(0, 0))
 	}
 	// The signal comes back.
-	web.KVM.SetScreen(testScreen(t, 96, 40, 0))
-	r.waitShown(t)
+	r.setScreen(t, testScreen(t, 96, 40, 0))
 	if d := r.con.Info().Details; d["signal"] != "ok" {
 		t.Errorf("signal = %q after a video frame", d["signal"])
 	}
@@ -253,7 +263,7 @@ func TestOpenJNLP22AST2100ResizeAndNoSignal(t *testing.T) {
 
 func TestOpenHTML5WebSocket(t *testing.T) {
 	web := newSim(t, bmcsim.WebOptions{HTML5: true}, bmcsim.KVMOptions{Banner: bmcsim.BannerHTML5, Video: bmcsim.VideoHermonTiles}, testScreen(t, 48, 48, 0))
-	r := start(t, web, "")
+	r := start(t, web, "keepalive=20ms")
 	r.waitShown(t)
 	if d := r.con.Info().Details; d["console"] != "html5" || r.con.Info().Server != "RFB 055.008" {
 		t.Errorf("info %+v", r.con.Info())
@@ -282,9 +292,15 @@ func TestOpenHTML5WebSocket(t *testing.T) {
 	if err := r.con.Key(input.KeyEvent{Code: "KeyB", Down: true}); !errors.Is(err, aten.ErrViewOnly) {
 		t.Errorf("Key in a view-only session: %v", err)
 	}
-	// Keepalives flow both ways.
-	web.KVM.SetScreen(testScreen(t, 48, 48, 0x3f))
-	r.waitShown(t)
+	// The client sends keepalives (the server's were counted above).
+	ka := r.waitRecords(t, aten.MsgClientKeepAlive, 1)
+	if !bytes.Equal(ka[0].Bytes, []byte{0x16, 0}) {
+		t.Errorf("keepalive % x", ka[0].Bytes)
+	}
+	if n := r.con.(interface{ Stats() aten.Stats }).Stats().KeepAlives; n != 1 {
+		t.Errorf("%d server keepalives counted, want 1", n)
+	}
+	r.setScreen(t, testScreen(t, 48, 48, 0x3f))
 }
 
 func TestWrongPasswordOneAttempt(t *testing.T) {
