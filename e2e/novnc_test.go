@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"image"
+	"image/png"
 	"io"
 	"log/slog"
 	"net"
@@ -261,8 +263,13 @@ func TestNoVNCXvnc(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			env := novncServe(t, websockify.Options{Target: x.Addr(), Mode: mode})
 			p := novncOpen(t, b, env.url, "ws"+strings.TrimPrefix(env.url, "http")+"/websockify", nil)
-			// Keyboard focus follows the pointer (no window manager).
-			p.MouseMove(t, 200, 150)
+			// Keyboard focus follows the pointer (no window manager): put it
+			// on the xterm. noVNC centres its canvas in the page.
+			cx, cy, err := p.ElementCenter("#screen canvas")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.MouseMove(t, cx-200, cy-150)
 			novncWaitScreen(t, p, x)
 
 			line := fmt.Sprintf("typed via noVNC %d: A-Z 0-9 ~!@#$%%", i)
@@ -659,4 +666,135 @@ func TestNoVNCPassthroughMatchesWebsockify(t *testing.T) {
 	if sent[0] != sent[1] || received[0] != received[1] {
 		t.Errorf("the two relays carried different sessions: sent %v, received %v", sent, received)
 	}
+}
+
+// novncCrop returns the w×h top-left part of c.
+func novncCrop(c *framebuffer.Canvas, w, h int) *framebuffer.Canvas {
+	out, err := framebuffer.NewCanvas(w, h)
+	if err != nil || c.W < w || c.H < h {
+		return c
+	}
+	out.CopyFrom(c, framebuffer.Rect{W: w, H: h})
+	return out
+}
+
+// novncContains reports whether want appears, pixel for pixel, somewhere in
+// big. It anchors on want's first pixel that differs from its top-left one.
+func novncContains(big, want *framebuffer.Canvas) bool {
+	if big.W < want.W || big.H < want.H {
+		return false
+	}
+	bg := want.At(0, 0)
+	ax, ay := -1, -1
+	for y := 0; y < want.H && ax < 0; y++ {
+		for x := 0; x < want.W; x++ {
+			if want.At(x, y) != bg {
+				ax, ay = x, y
+				break
+			}
+		}
+	}
+	if ax < 0 {
+		ax, ay = 0, 0
+	}
+	anchor := want.At(ax, ay)
+	for sy := ay; sy <= big.H-want.H+ay; sy++ {
+		for sx := ax; sx <= big.W-want.W+ax; sx++ {
+			if big.At(sx, sy) != anchor {
+				continue
+			}
+			dx, dy := sx-ax, sy-ay
+			same := true
+			for y := 0; y < want.H && same; y++ {
+				same = string(big.Row(dx, dy+y, want.W)) == string(want.Row(0, y, want.W))
+			}
+			if same {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestRFBListenTigerVNCViewer connects TigerVNC's vncviewer, running on an
+// Xvfb display, to kvmgate's plain RFB listener (serve --rfb-listen)
+// re-encoding QEMU's console, and compares xwd's screenshot of the viewer's
+// window with QEMU's screendump.
+func TestRFBListenTigerVNCViewer(t *testing.T) {
+	t.Parallel()
+	q := testserver.StartQEMU(t, testserver.QEMUOptions{})
+	want := q.WaitSettled(t, 150*time.Second)
+	hub := session.NewHub(session.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(hub.Close)
+	h, err := websockify.New(websockify.Options{Hub: hub, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.ServeRFB(ctx, ln, "vnc://"+q.Addr()) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeRFB: %v", err)
+		}
+	})
+
+	x := testserver.StartX11vnc(t, testserver.X11vncOptions{Width: 1024, Height: 768})
+	home := t.TempDir() // vncviewer keeps its settings under $HOME
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	x.Start(t, "sh", "-c", `HOME="$0" exec vncviewer -geometry +0+0 -Shared -RemoteResize=0 -MenuKey= -SecurityTypes=None,VncAuth "$1"`,
+		home, "127.0.0.1::"+port)
+
+	deadline := time.Now().Add(novncWait)
+	for {
+		shot, err := x.Screenshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err = q.Screenshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The viewer may place the desktop anywhere in its window: find
+		// where it shows the console, then compare pixel for pixel.
+		if novncContains(shot, want) {
+			break
+		}
+		d := novncDiff(novncCrop(shot, want.W, want.H), want)
+		if time.Now().After(deadline) {
+			novncSavePNG(t, "vncviewer-screen", shot)
+			novncSavePNG(t, "vncviewer-want", want)
+			t.Fatalf("vncviewer's window differs from QEMU's screendump after %v: %s", novncWait, d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if s, v := hub.Counts(); s != 1 || v != 1 {
+		t.Errorf("hub has %d sessions and %d viewers, want 1 and 1", s, v)
+	}
+}
+
+// novncSavePNG writes c as NAME.png into $KVMGATE_TEST_ARTIFACTS, when
+// set, for a person to look at after a failure.
+func novncSavePNG(t *testing.T, name string, c *framebuffer.Canvas) {
+	dir := os.Getenv("KVMGATE_TEST_ARTIFACTS")
+	if dir == "" {
+		return
+	}
+	img := &image.RGBA{Pix: c.Pix, Stride: c.Stride, Rect: image.Rect(0, 0, c.W, c.H)}
+	f, err := os.Create(filepath.Join(dir, name+".png"))
+	if err != nil {
+		t.Logf("saving %s: %v", name, err)
+		return
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Logf("saving %s: %v", name, err)
+	}
+	t.Logf("saved %s", f.Name())
 }
