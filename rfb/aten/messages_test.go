@@ -124,7 +124,7 @@ func TestHandshakeRejected(t *testing.T) {
 // message loop: it must return an error or run out of input, never panic.
 func FuzzServerStream(f *testing.F) {
 	f.Add([]byte{0x16, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	f.Add(append([]byte{0, 0, 0, 1, 0, 0, 0, 0, 0xfd, 0x80, 0xfe, 0x20, 0, 0, 0, 0x59, 0, 0, 0, 0, 0, 0, 0, 0}))
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 0xfd, 0x80, 0xfe, 0x20, 0, 0, 0, 0x59, 0, 0, 0, 0, 0, 0, 0, 0})
 	hermon := []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 16, 0, 16, 0, 0, 0, 0x59, 0, 0, 0, 0, 0, 0, 0x02, 0x0a}
 	body := make([]byte, 10+512)
 	body[0] = 1
