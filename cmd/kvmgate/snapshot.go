@@ -16,6 +16,7 @@ import (
 
 	"kvmgate/backend"
 	"kvmgate/framebuffer"
+	_ "kvmgate/ipmi/supermicro" // registers ipmi:// targets (vendor=supermicro)
 	"kvmgate/rfb"
 )
 
@@ -77,7 +78,18 @@ func runSnapshot(ctx context.Context, args []string) error {
 		return &exitError{Code: exitUsage, Err: err}
 	}
 	if u.Scheme != "vnc" {
-		return &exitError{Code: exitUsage, Err: fmt.Errorf("snapshot supports vnc:// targets, not %s://", u.Scheme)}
+		// Other protocols (ipmi://, ...) open through their registered
+		// backend and take their options from the target URL.
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		canvas, err := snapshotTarget(ctx, *target, secrets)
+		if err != nil {
+			return classify(err, u.Redacted(), *timeout)
+		}
+		if err := writePNG(*out, canvas); err != nil {
+			return &exitError{Code: exitFailure, Err: err}
+		}
+		return nil
 	}
 	addr, opts, err := rfb.OptionsFromURL(u, secrets)
 	if err != nil {
@@ -135,6 +147,59 @@ func snapshot(ctx context.Context, addr string, opts rfb.Options) (*framebuffer.
 		return nil, err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for the screen: %w", ctx.Err())
+	}
+}
+
+// snapshotTarget opens any registered target with backend.Open and returns
+// the first frame it publishes (the whole screen for the backends that
+// signal one with FirstFrame).
+func snapshotTarget(ctx context.Context, target string, secrets backend.Secrets) (*framebuffer.Canvas, error) {
+	c, err := backend.Open(ctx, target, secrets)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	fb := framebuffer.New()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(runCtx, fb) }()
+	if ff, ok := c.(interface{ FirstFrame() <-chan struct{} }); ok {
+		select {
+		case <-ff.FirstFrame():
+			snap := fb.Snapshot()
+			stop()
+			<-errc
+			return snap, nil
+		case err := <-errc:
+			if err == nil {
+				err = errors.New("connection ended before a screen arrived")
+			}
+			return nil, err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the screen: %w", ctx.Err())
+		}
+	}
+	// Without a first-frame signal, take the first published picture.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if w, _ := fb.Size(); w > 0 {
+				snap := fb.Snapshot()
+				stop()
+				<-errc
+				return snap, nil
+			}
+		case err := <-errc:
+			if err == nil {
+				err = errors.New("connection ended before a screen arrived")
+			}
+			return nil, err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the screen: %w", ctx.Err())
+		}
 	}
 }
 
