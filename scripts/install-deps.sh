@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
 	xterm x11-apps x11-utils x11-xserver-utils
 	chromium fonts-dejavu-core socat ca-certificates git
 	websockify tigervnc-viewer
+	spice-client-gtk
 )
 
 # staticcheck release used by scripts/test.sh (2026.2.2; needs Go >= 1.26).

@@ -1,0 +1,479 @@
+package spice
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"kvmgate/backend"
+	"kvmgate/framebuffer"
+	"kvmgate/input"
+)
+
+var _ backend.Console = (*Client)(nil)
+
+func init() {
+	backend.Register("spice", openTarget)
+}
+
+// DefaultPort is the SPICE port used when a target names none.
+const DefaultPort = 5900
+
+// Compression is an image compression the client asks the server to use
+// (SPICE_IMAGE_COMPRESSION_*).
+type Compression uint8
+
+// Image compressions (SPICE_IMAGE_COMPRESSION_* values). CompressionServer
+// sends no preference: the server's own image-compression setting applies.
+const (
+	CompressionOff    Compression = 1
+	CompressionAutoLZ Compression = 3
+	CompressionQUIC   Compression = 4
+	CompressionLZ     Compression = 6
+	CompressionLZ4    Compression = 7
+	CompressionServer Compression = 255
+)
+
+// ParseCompression parses a compression name as QEMU's image-compression
+// option spells it ("off", "auto_lz", "quic", "lz", "lz4") or "server".
+func ParseCompression(s string) (Compression, error) {
+	switch s {
+	case "server":
+		return CompressionServer, nil
+	case "off":
+		return CompressionOff, nil
+	case "", "auto_lz", "auto-lz":
+		return CompressionAutoLZ, nil
+	case "quic":
+		return CompressionQUIC, nil
+	case "lz":
+		return CompressionLZ, nil
+	case "lz4":
+		return CompressionLZ4, nil
+	}
+	return 0, fmt.Errorf("spice: unknown image compression %q (want off, auto_lz, quic, lz, lz4 or server)", s)
+}
+
+// Options configures a Client.
+type Options struct {
+	// Password is the SPICE ticket; empty when the server has ticketing
+	// disabled (a ticket is sent either way).
+	Password string
+	// Compression is the image compression to ask for (default auto_lz,
+	// which gives LZ for synthetic and QUIC for photographic images).
+	Compression Compression
+	// Logger receives protocol events (default slog.Default()).
+	Logger *slog.Logger
+	// DialTimeout bounds each channel's connect and link (default 10 s).
+	DialTimeout time.Duration
+}
+
+// Client is a SPICE console connection. Dial links the main channel; Run
+// links the display, inputs and cursor channels and feeds a framebuffer.
+type Client struct {
+	opts Options
+	log  *slog.Logger
+
+	mmTime atomic.Uint32
+	// images counts the images the display channel decoded, by type.
+	images [256]atomic.Uint64
+
+	mu sync.Mutex
+	// mu guards the following.
+	addr      string
+	main      *channel
+	init      mainInit
+	sess      *session
+	mouseMode uint32
+	name      string
+	closed    bool
+	runCancel context.CancelFunc
+}
+
+// Dial connects to the SPICE server at addr (host:port) and links the main
+// channel, returning once the server's INIT arrived.
+func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 10 * time.Second
+	}
+	if opts.Compression == 0 {
+		opts.Compression = CompressionAutoLZ
+	}
+	c := &Client{opts: opts, log: logOrDefault(opts.Logger), addr: addr}
+	if err := c.connectMain(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// connectMain links the main channel and reads INIT.
+func (c *Client) connectMain(ctx context.Context) error {
+	c.mu.Lock()
+	addr := c.addr
+	c.mu.Unlock()
+	ch, err := c.dialChannel(ctx, addr, 0, channelID{ChannelMain, 0}, capBits(mainCapNameAndUUID))
+	if err != nil {
+		return err
+	}
+	ch.conn.SetReadDeadline(time.Now().Add(c.opts.DialTimeout))
+	mi, err := readInit(ctx, ch)
+	ch.conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		ch.conn.Close()
+		return err
+	}
+	c.log.Debug("spice: main channel linked", "session", mi.SessionID, "mouse_modes", mi.SupportedMouseModes,
+		"mouse_mode", mi.CurrentMouseMode, "agent", mi.AgentConnected)
+	c.mu.Lock()
+	c.main, c.init, c.mouseMode = ch, mi, mi.CurrentMouseMode
+	c.mu.Unlock()
+	return nil
+}
+
+// dialChannel opens a TCP connection and links one channel.
+func (c *Client) dialChannel(ctx context.Context, addr string, connID uint32, id channelID, chanCaps []uint32) (*channel, error) {
+	dctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("spice: %s channel: %w", channelName(id.typ), err)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	stop := context.AfterFunc(dctx, func() { conn.SetDeadline(time.Now()) })
+	res, err := link(conn, linkParams{
+		connID:     connID,
+		chType:     id.typ,
+		chID:       id.id,
+		commonCaps: capBits(capAuthSelection, capAuthSpice, capMiniHeader),
+		chanCaps:   chanCaps,
+		password:   c.opts.Password,
+	})
+	if !stop() {
+		err = errors.Join(err, fmt.Errorf("spice: %s channel: link timed out: %w", channelName(id.typ), dctx.Err()))
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return &channel{
+		typ: id.typ, id: id.id, conn: conn, br: bufio.NewReaderSize(conn, 256<<10),
+		mini: res.mini, caps: res, log: c.log,
+	}, nil
+}
+
+// session is one run of a linked main channel and the channels it attached.
+type session struct {
+	client *Client
+	main   *channel
+	fb     *framebuffer.Framebuffer
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	connID uint32
+	addr   string
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// mu guards the following.
+	chans  map[channelID]*channel
+	inputs *inputs
+	disp   *display
+}
+
+// peer returns the linked channel with the given type and id, or nil.
+func (s *session) peer(typ, id uint8) *channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.chans[channelID{typ, id}]
+}
+
+// start links and runs a channel in its own goroutine.
+func (s *session) start(id channelID) {
+	s.mu.Lock()
+	if _, ok := s.chans[id]; ok {
+		s.mu.Unlock()
+		return
+	}
+	s.chans[id] = nil
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := s.runChannel(id)
+		if err != nil && s.ctx.Err() == nil {
+			if id.typ == ChannelDisplay || errors.Is(err, errMigrate) {
+				s.cancel(err)
+				return
+			}
+			// Losing cursor or inputs leaves a usable console.
+			s.log.Warn("spice: channel ended", "channel", channelName(id.typ), "err", err)
+		}
+	}()
+}
+
+func (s *session) runChannel(id channelID) error {
+	var caps []uint32
+	switch id.typ {
+	case ChannelDisplay:
+		caps = displayCaps()
+	case ChannelInputs:
+		caps = capBits(inputsCapKeyScancode)
+	}
+	ch, err := s.client.dialChannel(s.ctx, s.addr, s.connID, id, caps)
+	if err != nil {
+		return err
+	}
+	ch.peers = s.peer
+	defer ch.conn.Close()
+	s.mu.Lock()
+	s.chans[id] = ch
+	s.mu.Unlock()
+	s.log.Debug("spice: channel linked", "channel", ch.name(), "mini_header", ch.mini)
+	switch id.typ {
+	case ChannelDisplay:
+		d := newDisplay(ch, s.fb, s.client.opts.Compression, s.log)
+		d.counts = &s.client.images
+		s.mu.Lock()
+		s.disp = d
+		s.mu.Unlock()
+		if err := d.start(); err != nil {
+			return err
+		}
+		return ch.run(s.ctx, d.handle, d.flush)
+	case ChannelInputs:
+		in := newInputs(ch, s.client)
+		s.mu.Lock()
+		s.inputs = in
+		s.mu.Unlock()
+		return ch.run(s.ctx, in.handle, nil)
+	case ChannelCursor:
+		cur := newCursor(s.fb, s.log)
+		return ch.run(s.ctx, cur.handle, nil)
+	}
+	return ch.run(s.ctx, func(message) error { return nil }, nil)
+}
+
+// Run attaches the display, inputs and cursor channels and feeds fb until
+// ctx ends (returning nil), Close is called, or the connection fails. A
+// server-side migration is followed by linking again.
+func (c *Client) Run(ctx context.Context, fb *framebuffer.Framebuffer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errors.New("spice: client closed")
+	}
+	c.runCancel = cancel
+	c.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		err := c.runSession(ctx, fb)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, errMigrate) || attempt >= 5 {
+			return err
+		}
+		c.log.Info("spice: reconnecting after migration", "attempt", attempt+1)
+		if err := c.connectMain(ctx); err != nil {
+			return fmt.Errorf("spice: reconnecting after migration: %w", err)
+		}
+	}
+}
+
+func (c *Client) runSession(ctx context.Context, fb *framebuffer.Framebuffer) error {
+	c.mu.Lock()
+	main, mi, addr := c.main, c.init, c.addr
+	c.mu.Unlock()
+	if main == nil {
+		return errors.New("spice: main channel not linked")
+	}
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s := &session{
+		client: c, main: main, fb: fb, log: c.log, ctx: sctx, cancel: cancel,
+		connID: mi.SessionID, addr: addr, chans: map[channelID]*channel{{ChannelMain, 0}: main},
+	}
+	main.peers = s.peer
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.sess, c.main = nil, nil
+		c.mu.Unlock()
+		main.conn.Close()
+	}()
+	if mi.SupportedMouseModes&MouseModeClient != 0 && mi.CurrentMouseMode != MouseModeClient {
+		if err := s.requestClientMouse(); err != nil {
+			return err
+		}
+	}
+	if err := main.send(msgcMainAttachChannels, nil); err != nil {
+		return err
+	}
+	err := main.run(sctx, s.handleMain, nil)
+	if err != nil {
+		cancel(err)
+	}
+	<-sctx.Done()
+	cancel(nil)
+	main.conn.Close()
+	s.wg.Wait()
+	if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+func (c *Client) setMouseMode(m uint32) {
+	c.mu.Lock()
+	c.mouseMode = m
+	c.mu.Unlock()
+}
+
+// MouseMode returns the server's current mouse mode (MouseModeServer or
+// MouseModeClient).
+func (c *Client) MouseMode() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mouseMode
+}
+
+func (c *Client) setName(n string) {
+	c.mu.Lock()
+	c.name = n
+	c.mu.Unlock()
+}
+
+func (c *Client) setAddr(a string) {
+	c.mu.Lock()
+	c.addr = a
+	c.mu.Unlock()
+}
+
+func (c *Client) inputs() *inputs {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inputs
+}
+
+// errNoInputs is returned by input methods before the inputs channel is up.
+var errNoInputs = errors.New("spice: inputs channel not connected")
+
+// Key sends a key press or release as set-1 scancodes.
+func (c *Client) Key(ev input.KeyEvent) error {
+	in := c.inputs()
+	if in == nil {
+		return errNoInputs
+	}
+	return in.key(ev)
+}
+
+// Pointer sends the pointer position (client mouse mode) or the motion
+// since the previous event (server mouse mode), buttons and wheel steps.
+func (c *Client) Pointer(ev input.PointerEvent) error {
+	in := c.inputs()
+	if in == nil {
+		return errNoInputs
+	}
+	return in.pointer(ev, c.MouseMode())
+}
+
+// Clipboard is not supported yet (it needs the VD agent).
+func (c *Client) Clipboard(text string) error { return backend.ErrUnsupported }
+
+// Action is not supported by SPICE consoles.
+func (c *Client) Action(a input.Action) error { return backend.ErrUnsupported }
+
+// Refresh asks nothing of the server: a SPICE client always holds the whole
+// screen, and the shared framebuffer already has it.
+func (c *Client) Refresh() error { return nil }
+
+// Info describes the connection.
+func (c *Client) Info() backend.Info {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	mode := "server"
+	if c.mouseMode == MouseModeClient {
+		mode = "client"
+	}
+	return backend.Info{
+		Protocol: "spice",
+		Server:   "SPICE " + strconv.Itoa(versionMajor) + "." + strconv.Itoa(versionMinor),
+		Name:     c.name,
+		Details: map[string]string{
+			"session_id": strconv.FormatUint(uint64(c.init.SessionID), 10),
+			"mouse_mode": mode,
+			"address":    c.addr,
+		},
+	}
+}
+
+// Close ends the connection; Run then returns.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.runCancel != nil {
+		c.runCancel()
+	}
+	if c.main != nil {
+		c.main.conn.Close()
+	}
+	return nil
+}
+
+// OptionsFromURL builds Options for a spice:// target and returns the
+// address to dial. The port defaults to 5900. Query parameters:
+// compression=off|auto_lz|quic|lz|lz4|server (what to ask the server for).
+func OptionsFromURL(u *url.URL, secrets backend.Secrets) (string, Options, error) {
+	opts := Options{Password: secrets.Password}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		return "", opts, fmt.Errorf("spice: target %q has no host", u.Redacted())
+	}
+	if port == "" {
+		port = strconv.Itoa(DefaultPort)
+	}
+	q := u.Query()
+	comp, err := ParseCompression(q.Get("compression"))
+	if err != nil {
+		return "", opts, err
+	}
+	opts.Compression = comp
+	if q.Get("tls-port") != "" {
+		return "", opts, errors.New("spice: tls-port is not supported yet")
+	}
+	return net.JoinHostPort(host, port), opts, nil
+}
+
+func openTarget(ctx context.Context, u *url.URL, secrets backend.Secrets) (backend.Console, error) {
+	addr, opts, err := OptionsFromURL(u, secrets)
+	if err != nil {
+		return nil, err
+	}
+	return Dial(ctx, addr, opts)
+}
+
+// le is shorthand for the byte order of every SPICE field.
+var le = binary.LittleEndian
