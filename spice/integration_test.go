@@ -239,8 +239,23 @@ func TestBootMenuKey(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond)
-	before = fb.Snapshot()
+	// Wait until the prompt has been still for 1.5 s (the splash lasts
+	// 30 s), so that a change after Esc is Esc's doing.
+	stillSince := time.Now()
+	for time.Since(stillSince) < 1500*time.Millisecond {
+		time.Sleep(100 * time.Millisecond)
+		s := fb.Snapshot()
+		if s.W != before.W || s.H != before.H {
+			before, stillSince = s, time.Now()
+			continue
+		}
+		if d := diff(s, before); d.W > 9 || d.H > 16 {
+			before, stillSince = s, time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the screen never settled")
+		}
+	}
 	for _, down := range []bool{true, false} {
 		if err := c.Key(input.KeyEvent{Code: "Escape", Down: down}); err != nil {
 			t.Fatal(err)
@@ -269,4 +284,37 @@ func blank(c *framebuffer.Canvas) bool {
 		}
 	}
 	return true
+}
+
+// TestSpicyScreenshot compares the decoded SeaBIOS screen with what
+// spice-gtk's spicy-screenshot decodes from the same server.
+func TestSpicyScreenshot(t *testing.T) {
+	bin, err := exec.LookPath("spicy-screenshot")
+	if err != nil {
+		t.Fatal("spicy-screenshot not installed (Debian spice-client-gtk)")
+	}
+	for _, comp := range []string{"off", "quic", "lz", "auto_lz"} {
+		t.Run(comp, func(t *testing.T) {
+			q, addr := spiceQEMU(t, "disable-ticketing=on,image-compression="+comp)
+			q.WaitSettled(t, time.Minute)
+			host, port, _ := net.SplitHostPort(addr)
+			out := filepath.Join(t.TempDir(), "spicy.ppm")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if b, err := exec.CommandContext(ctx, bin, "-h", host, "-p", port, "-o", out).CombinedOutput(); err != nil {
+				t.Fatalf("spicy-screenshot: %v\n%s", err, b)
+			}
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := testserver.ParsePPM(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fb := framebuffer.New()
+			runClient(t, addr, Options{Compression: CompressionServer}, fb)
+			waitFrame(t, fb, func() *framebuffer.Canvas { return ref }, 30*time.Second)
+		})
+	}
 }
