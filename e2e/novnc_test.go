@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"image"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,7 +45,7 @@ const novncWait = 30 * time.Second
 
 // novncDir returns where noVNC's files are, failing the test when npm has
 // not installed them.
-func novncDir(t *testing.T) string {
+func novncDir(t testing.TB) string {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("..", "test", "novnc", "node_modules", "@novnc", "novnc"))
 	if err != nil {
@@ -65,7 +67,7 @@ type novncEnv struct {
 
 // novncServe serves opts' endpoint at /websockify and noVNC at /novnc/.
 // opts.Hub defaults to a hub that opens real backends.
-func novncServe(t *testing.T, opts websockify.Options) *novncEnv {
+func novncServe(t testing.TB, opts websockify.Options) *novncEnv {
 	t.Helper()
 	dir := novncDir(t)
 	quiet := slog.New(slog.DiscardHandler)
@@ -104,7 +106,7 @@ func novncServe(t *testing.T, opts websockify.Options) *novncEnv {
 // novncOpen opens the noVNC page connected to wsURL, with extra query
 // parameters (password, quality, compression, keep), and waits until noVNC
 // is connected.
-func novncOpen(t *testing.T, b *browsertest.Browser, pageBase, wsURL string, extra url.Values) *browsertest.Page {
+func novncOpen(t testing.TB, b *browsertest.Browser, pageBase, wsURL string, extra url.Values) *browsertest.Page {
 	t.Helper()
 	q := url.Values{"url": {wsURL}}
 	for k, v := range extra {
@@ -121,7 +123,7 @@ func (e *novncEnv) novncWS(token string) string {
 }
 
 // novncCanvas reads noVNC's canvas.
-func novncCanvas(t *testing.T, p *browsertest.Page) *framebuffer.Canvas {
+func novncCanvas(t testing.TB, p *browsertest.Page) *framebuffer.Canvas {
 	t.Helper()
 	c, err := p.CanvasPixels("#screen canvas")
 	if err != nil {
@@ -781,7 +783,7 @@ func TestRFBListenTigerVNCViewer(t *testing.T) {
 
 // novncSavePNG writes c as NAME.png into $KVMGATE_TEST_ARTIFACTS, when
 // set, for a person to look at after a failure.
-func novncSavePNG(t *testing.T, name string, c *framebuffer.Canvas) {
+func novncSavePNG(t testing.TB, name string, c *framebuffer.Canvas) {
 	dir := os.Getenv("KVMGATE_TEST_ARTIFACTS")
 	if dir == "" {
 		return
@@ -797,4 +799,218 @@ func novncSavePNG(t *testing.T, name string, c *framebuffer.Canvas) {
 		t.Logf("saving %s: %v", name, err)
 	}
 	t.Logf("saved %s", f.Name())
+}
+
+// The relay benchmark: the same 60 s terminal workload on Xvnc watched by
+// noVNC through Debian's websockify, kvmgate's pass-through and kvmgate's
+// re-encoding, each proxy in its own process so that its CPU time can be
+// read when it exits. Run it with
+//
+//	go test -run '^$' -bench BenchmarkNoVNCRelays -benchtime 1x ./e2e/
+//
+// KVMGATE_NOVNC_BENCH_SECONDS shortens the workload (default 60).
+
+// TestNoVNCBenchHelper is the proxy process of BenchmarkNoVNCRelays: with
+// KVMGATE_NOVNC_HELPER set to a mode it serves KVMGATE_NOVNC_TARGET through
+// the websockify handler, prints its address and runs until its standard
+// input closes. Without the variable it does nothing.
+func TestNoVNCBenchHelper(t *testing.T) {
+	mode := os.Getenv("KVMGATE_NOVNC_HELPER")
+	if mode == "" {
+		return
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	hub := session.NewHub(session.Options{Logger: quiet})
+	defer hub.Close()
+	h, err := websockify.New(websockify.Options{
+		Target: os.Getenv("KVMGATE_NOVNC_TARGET"), Mode: websockify.Mode(mode), Hub: hub, Logger: quiet,
+		CheckOrigin: func(*http.Request) bool { return true },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: h}
+	go hs.Serve(ln)
+	fmt.Printf("LISTEN %s\n", ln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	hs.Close()
+}
+
+// novncProxy is a proxy process whose CPU time is known once it exits.
+type novncProxy struct {
+	addr  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+// stop ends the proxy and returns its CPU time.
+func (p *novncProxy) stop(b *testing.B) time.Duration {
+	if p.stdin != nil {
+		p.stdin.Close()
+	} else {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+	st := p.cmd.ProcessState
+	return st.UserTime() + st.SystemTime()
+}
+
+func novncStartHelper(b *testing.B, mode websockify.Mode, target string) *novncProxy {
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestNoVNCBenchHelper$")
+	cmd.Env = append(os.Environ(), "KVMGATE_NOVNC_HELPER="+string(mode), "KVMGATE_NOVNC_TARGET="+target)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "LISTEN ") {
+		b.Fatalf("helper said %q: %v", line, err)
+	}
+	go io.Copy(io.Discard, stdout)
+	return &novncProxy{addr: strings.TrimSpace(strings.TrimPrefix(line, "LISTEN ")), cmd: cmd, stdin: stdin}
+}
+
+func novncStartWebsockifyProc(b *testing.B, target string) *novncProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	// --run-once serves the one connection in the main process, so its
+	// CPU time is the process's.
+	cmd := exec.Command("websockify", "--run-once", addr, target)
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("websockify (Debian package websockify): %v", err)
+	}
+	for deadline := time.Now().Add(novncWait); ; {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("websockify never listened")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &novncProxy{addr: addr, cmd: cmd}
+}
+
+// novncLatencyJS measures key-to-screen latency in the page: it sends 'x'
+// through noVNC n times and waits each time until the given canvas region
+// changes, polling every few milliseconds.
+const novncLatencyJS = `(async (x, y, w, h, n) => {
+	const ctx = document.querySelector('#screen canvas').getContext('2d');
+	const grab = () => {
+		const d = ctx.getImageData(x, y, w, h).data;
+		let s = 0;
+		for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i] + d[i + 1] * 7 + d[i + 2] * 13) >>> 0;
+		return s;
+	};
+	const out = [];
+	for (let k = 0; k < n; k++) {
+		const before = grab();
+		const t0 = performance.now();
+		novnc.sendKey(0x78, 'KeyX');
+		while (grab() === before && performance.now() - t0 < 2000) {
+			await new Promise((r) => setTimeout(r, 1));
+		}
+		out.push(performance.now() - t0);
+		await new Promise((r) => setTimeout(r, 150));
+	}
+	return out;
+})`
+
+func BenchmarkNoVNCRelays(b *testing.B) {
+	secs := 60
+	if s := os.Getenv("KVMGATE_NOVNC_BENCH_SECONDS"); s != "" {
+		fmt.Sscan(s, &secs)
+	}
+	x := testserver.StartXvnc(b, testserver.XvncOptions{Width: 1024, Height: 768})
+	x.Run(b, "xsetroot", "-solid", "#204060")
+	// The echo xterm, where the latency keys go (focus follows the pointer).
+	x.Start(b, "xterm", "-geometry", "60x10+560+500", "-title", "novnc-echo", "-e", "cat")
+	x.WaitWindow(b, "novnc-echo", novncWait)
+	env := novncServe(b, websockify.Options{}) // serves the noVNC page
+	br := browsertest.Launch(b)
+
+	type result struct {
+		name           string
+		rx, tx         int64
+		cpu            time.Duration
+		p50, p90, pmax float64
+	}
+	var results []result
+	for b.Loop() {
+		results = results[:0]
+		for _, relay := range []string{"websockify", "kvmgate pass-through", "kvmgate re-encode"} {
+			var px *novncProxy
+			switch relay {
+			case "websockify":
+				px = novncStartWebsockifyProc(b, x.Addr())
+			case "kvmgate pass-through":
+				px = novncStartHelper(b, websockify.ModePassthrough, x.Addr())
+			default:
+				px = novncStartHelper(b, websockify.ModeReencode, x.Addr())
+			}
+			p := novncOpen(b, br, env.url, "ws://"+px.addr+"/websockify", nil)
+			cx, cy, err := p.ElementCenter("#screen canvas")
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Pointer over the echo xterm: canvas (760, 560).
+			p.MouseMove(b, cx-512+760, cy-384+560)
+			time.Sleep(time.Second)
+			var rx0, tx0 int64
+			p.EvalInto(`novncWire.rx`, &rx0)
+			p.EvalInto(`novncWire.tx`, &tx0)
+			// The workload: 10 lines every 100 ms in a scrolling xterm.
+			wl := x.Start(b, "xterm", "-geometry", "80x30+20+20", "-title", "novnc-work", "-e", "sh", "-c",
+				fmt.Sprintf(`n=0; while [ $n -lt %d ]; do i=0; while [ $i -lt 10 ]; do echo "$n.$i the quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJ"; i=$((i+1)); done; n=$((n+1)); sleep 0.1; done`, secs*10))
+			select {
+			case <-wl.Done():
+			case <-time.After(time.Duration(secs)*time.Second + 30*time.Second):
+				b.Fatal("workload did not finish")
+			}
+			time.Sleep(time.Second)
+			var rx1, tx1 int64
+			p.EvalInto(`novncWire.rx`, &rx1)
+			p.EvalInto(`novncWire.tx`, &tx1)
+			novncSavePNG(b, "bench-"+strings.ReplaceAll(relay, " ", "-"), novncCanvas(b, p))
+			var lat []float64
+			raw, err := p.Eval(novncLatencyJS + `(560, 500, 200, 60, 10)`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := json.Unmarshal(raw, &lat); err != nil {
+				b.Fatal(err)
+			}
+			p.Close(b)
+			cpu := px.stop(b)
+			sort.Float64s(lat)
+			results = append(results, result{relay, rx1 - rx0, tx1 - tx0, cpu, lat[len(lat)/2], lat[len(lat)*9/10], lat[len(lat)-1]})
+		}
+	}
+	for _, r := range results {
+		b.Logf("%-22s bytes to noVNC %9d  from noVNC %7d  proxy CPU %6.2fs  key-to-screen p50 %5.1fms p90 %5.1fms max %5.1fms",
+			r.name, r.rx, r.tx, r.cpu.Seconds(), r.p50, r.p90, r.pmax)
+		key := strings.ReplaceAll(r.name, " ", "-")
+		b.ReportMetric(float64(r.rx), key+"-bytes")
+		b.ReportMetric(r.cpu.Seconds(), key+"-cpu-s")
+		b.ReportMetric(r.p50, key+"-p50-ms")
+	}
 }
