@@ -2,6 +2,7 @@ package console
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -19,7 +20,9 @@ import (
 
 	"kvmgate/client"
 	"kvmgate/framebuffer"
+	"kvmgate/input"
 	"kvmgate/internal/browsertest"
+	"kvmgate/rfb"
 	"kvmgate/server"
 )
 
@@ -267,30 +270,45 @@ type latencyResult struct {
 	load    string
 }
 
-// measureLatency presses n keys one at a time in the page, alternating runs
-// of KeyX and Backspace so that the line grows and shrinks in place, and
-// measures each key's echo. Type one x first (findBand does) so that the
-// first Backspace has something to erase.
-func (r *rig) measureLatency(tb testing.TB, name string, n, bandY, bandH int) latencyResult {
+// keyPlan alternates runs of KeyX and Backspace so that the input line
+// grows and shrinks in place and never wraps or reaches the prompt.
+type keyPlan struct {
+	typed int // x's on the line
+	down  bool
+}
+
+// maxTyped is the longest run of x's a keyPlan types.
+const maxTyped = 20
+
+// next returns the code of the next key and counts it as pressed.
+func (k *keyPlan) next() string {
+	if !k.down && k.typed >= maxTyped {
+		k.down = true
+	} else if k.down && k.typed <= 1 {
+		k.down = false
+	}
+	if k.down {
+		k.typed--
+		return "Backspace"
+	}
+	k.typed++
+	return "KeyX"
+}
+
+// pause sleeps a random 50–200 ms between keys, so that keys do not fall in
+// step with the backend's or the server's own pace.
+func pause() { time.Sleep(time.Duration(50+rand.IntN(150)) * time.Millisecond) }
+
+// measureLatency presses n keys of plan one at a time in the page and
+// measures each key's echo in the canvas rows [bandY, bandY+bandH).
+func (r *rig) measureLatency(tb testing.TB, name string, plan *keyPlan, n, bandY, bandH int) latencyResult {
 	tb.Helper()
-	const run = 20
 	r.page.MustEval(tb, latencyProbe)
 	r.page.MustEval(tb, fmt.Sprintf(`window.__latency.band(%d, %d)`, bandY, bandH))
 	res := latencyResult{name: name, load: loadAvg()}
-	typed := 1 // the x findBand typed
-	up := true
 	for i := 0; i < n; i++ {
-		if up && typed >= run {
-			up = false
-		} else if !up && typed <= 1 {
-			up = true
-		}
-		code := "KeyX"
-		if !up {
-			code = "Backspace"
-		}
 		r.page.MustEval(tb, `window.__latency.arm()`)
-		r.page.KeyPress(tb, code)
+		r.page.KeyPress(tb, plan.next())
 		r.page.WaitFor(tb, `window.__latency.result() !== null`, wait)
 		var out struct {
 			MS     float64 `json:"ms"`
@@ -301,14 +319,136 @@ func (r *rig) measureLatency(tb testing.TB, name string, n, bandY, bandH int) la
 		}
 		res.samples = append(res.samples, out.MS)
 		res.frames = append(res.frames, out.Frames)
-		if up {
-			typed++
-		} else {
-			typed--
+		pause()
+	}
+	sort.Float64s(res.samples)
+	return res
+}
+
+// rfbProbe is the reference path without kvmgate and without a browser:
+// an rfb.Client of its own, connected straight to the VNC server, typing
+// keys and watching its decoded framebuffer.
+type rfbProbe struct {
+	c    *rfb.Client
+	fb   *framebuffer.Framebuffer
+	v    *framebuffer.Viewer
+	done chan error
+	stop context.CancelFunc
+	once sync.Once
+}
+
+// dialRFB connects a probe to the VNC server at addr and waits for its
+// first frame. It is closed when the test ends, or earlier by close.
+func dialRFB(tb testing.TB, addr string) *rfbProbe {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := rfb.Dial(ctx, addr, rfb.NewOptions())
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	p := &rfbProbe{c: c, fb: framebuffer.New(), done: make(chan error, 1), stop: cancel}
+	p.v = p.fb.Subscribe()
+	go func() { p.done <- c.Run(ctx, p.fb) }()
+	tb.Cleanup(p.close)
+	deadline := time.Now().Add(wait)
+	for {
+		if w, _ := p.fb.Size(); w > 0 {
+			break
 		}
-		// A random pause, so that keys do not fall in step with the
-		// backend's or the server's own pace.
-		time.Sleep(time.Duration(50+rand.IntN(150)) * time.Millisecond)
+		if time.Now().After(deadline) {
+			tb.Fatalf("rfb: no first frame from %s within %v", addr, wait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	return p
+}
+
+// close disconnects the probe; it may be called more than once.
+func (p *rfbProbe) close() {
+	p.once.Do(func() {
+		p.stop()
+		p.c.Close()
+		p.v.Close()
+	})
+}
+
+// press sends one key press and, hold later, its release.
+func (p *rfbProbe) press(tb testing.TB, code string, hold time.Duration) {
+	tb.Helper()
+	key := map[string]string{"KeyX": "x", "Backspace": "Backspace"}[code]
+	for _, down := range []bool{true, false} {
+		if !down && hold > 0 {
+			time.Sleep(hold)
+		}
+		if err := p.c.Key(input.KeyEvent{Code: code, Key: key, Down: down}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// rows returns the framebuffer's rows [y, y+h) as one string.
+func (p *rfbProbe) rows(y, h int) string {
+	s := p.fb.Snapshot()
+	var b strings.Builder
+	for r := y; r < y+h && r < s.H; r++ {
+		b.Write(s.Row(0, r, s.W))
+	}
+	return b.String()
+}
+
+// band presses the first key of plan (an x) on a still screen and returns
+// the rows it changed.
+func (p *rfbProbe) band(tb testing.TB, plan *keyPlan) (y, h int) {
+	tb.Helper()
+	before := p.fb.Snapshot()
+	p.press(tb, plan.next(), 0)
+	deadline := time.Now().Add(wait)
+	for {
+		time.Sleep(300 * time.Millisecond)
+		if y0, y1 := changedRows(before, p.fb.Snapshot()); y1 > y0 {
+			if y1-y0 > maxBand {
+				tb.Fatalf("typing x changed rows %d..%d: the screen is not still", y0, y1)
+			}
+			return y0, y1 - y0
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("rfb: typing x changed nothing within %v", wait)
+		}
+	}
+}
+
+// measure presses n keys of plan one at a time, releasing each hold after
+// pressing it, and times each from just before its key-down message is
+// written to the publish that changed rows [y, y+h).
+func (p *rfbProbe) measure(tb testing.TB, name string, plan *keyPlan, n, y, h int, hold time.Duration) latencyResult {
+	tb.Helper()
+	res := latencyResult{name: name, load: loadAvg()}
+	for i := 0; i < n; i++ {
+		code := plan.next()
+		before := p.rows(y, h)
+		select {
+		case <-p.v.Changed():
+		default:
+		}
+		t0 := time.Now()
+		p.press(tb, code, hold)
+		updates := 0
+		for changed := false; !changed; {
+			select {
+			case <-p.v.Changed():
+			case err := <-p.done:
+				tb.Fatalf("rfb: connection ended: %v", err)
+			case <-time.After(wait):
+				tb.Fatalf("rfb: no echo of %s within %v", code, wait)
+			}
+			updates++
+			changed = p.rows(y, h) != before
+		}
+		res.samples = append(res.samples, float64(time.Since(t0).Microseconds())/1000)
+		res.frames = append(res.frames, updates)
+		pause()
 	}
 	sort.Float64s(res.samples)
 	return res
@@ -383,7 +523,7 @@ func printTables(w io.Writer) {
 		}
 	}
 	if len(latencies) > 0 {
-		fmt.Fprintln(w, "\n| console | keys | median ms | p90 ms | min ms | max ms | echo in the first frame after the key | load 1 min |")
+		fmt.Fprintln(w, "\n| console, path | keys | median ms | p90 ms | min ms | max ms | echo in the first frame or update after the key | load 1 min |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
 		for _, r := range latencies {
 			first := 0
