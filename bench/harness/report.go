@@ -1,0 +1,151 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+)
+
+// baselineBytes returns the baseline's bytes for the same workload and
+// link, or 0.
+func baselineBytes(rs []Result, r Result) int64 {
+	for _, b := range rs {
+		if b.Encoder == Baseline && b.Workload == r.Workload && b.Link == r.Link {
+			return b.WireBytes
+		}
+	}
+	return 0
+}
+
+// WriteTable writes the results as an aligned text table.
+func WriteTable(w io.Writer, rs []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tencoder\tlink\tframes\tKiB\t×noVNC\tCPU µs/frame\tPSNR dB\tmin dB\tSSIM\tfinal dB\tlossless after\t")
+	for _, r := range rs {
+		ratio := "—"
+		if b := baselineBytes(rs, r); b > 0 {
+			ratio = fmt.Sprintf("%.2f", float64(r.WireBytes)/float64(b))
+		}
+		cpu := "—"
+		if r.Encoder != Baseline {
+			cpu = fmt.Sprintf("%.0f", r.CPUPerFrameUs)
+		}
+		after := "never"
+		if r.LosslessAfterMs >= 0 {
+			after = fmt.Sprintf("%.0f ms", r.LosslessAfterMs)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.1f\t%s\t%s\t%s\t%s\t%.4f\t%s\t%s\t\n",
+			r.Workload, r.Encoder, r.Link, r.Frames, r.SourceFrames, float64(r.WireBytes)/1024, ratio,
+			cpu, r.PSNR, r.MinPSNR, r.SSIM, r.FinalPSNR, after)
+	}
+	return tw.Flush()
+}
+
+// WriteJSON writes the results as indented JSON.
+func WriteJSON(w io.Writer, rs []Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rs); err != nil {
+		return fmt.Errorf("harness: json: %w", err)
+	}
+	return nil
+}
+
+// plotCap is where identical pictures (+Inf dB) are drawn.
+const plotCap = 60.0
+
+var encoderColours = map[string]string{
+	TilesLossless: "#1f77b4", TilesLossy: "#ff7f0e", TilesAdaptive: "#2ca02c", Baseline: "#d62728",
+}
+
+// WriteSVG writes a plot of wire bytes (log scale) against PSNR, one panel
+// per workload, one colour per encoder, points labelled with the link.
+// PSNR of identical pictures is drawn at the top edge, marked "lossless".
+func WriteSVG(w io.Writer, rs []Result) error {
+	var workloads []string
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if !seen[r.Workload] {
+			seen[r.Workload] = true
+			workloads = append(workloads, r.Workload)
+		}
+	}
+	const pw, ph, ml, mt, mb, mr = 420.0, 300.0, 60.0, 40.0, 50.0, 20.0
+	width := float64(len(workloads))*(pw+ml+mr) + 10
+	height := ph + mt + mb + 40
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="11">`+"\n", width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	for i, wl := range workloads {
+		x0 := float64(i)*(pw+ml+mr) + ml
+		var lo, hi = math.Inf(1), math.Inf(-1)
+		for _, r := range rs {
+			if r.Workload == wl && r.WireBytes > 0 {
+				v := math.Log10(float64(r.WireBytes))
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
+		lo, hi = math.Floor(lo), math.Ceil(hi)
+		if hi <= lo {
+			hi = lo + 1
+		}
+		const ylo, yhi = 20.0, plotCap
+		px := func(bytes int64) float64 { return x0 + (math.Log10(float64(bytes))-lo)/(hi-lo)*pw }
+		py := func(db float64) float64 {
+			db = math.Max(ylo, math.Min(yhi, db))
+			return mt + (yhi-db)/(yhi-ylo)*ph
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="20" font-size="13" font-weight="bold">%s</text>`+"\n", x0, html.EscapeString(wl))
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#888"/>`+"\n", x0, mt, pw, ph)
+		for e := lo; e <= hi; e++ {
+			x := x0 + (e-lo)/(hi-lo)*pw
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#ddd"/>`, x, mt, x, mt+ph)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", x, mt+ph+15, humanBytes(math.Pow(10, e)))
+		}
+		for db := ylo; db <= yhi; db += 10 {
+			y := py(db)
+			label := fmt.Sprintf("%.0f", db)
+			if db == yhi {
+				label = "lossless"
+			}
+			fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#ddd"/>`, x0, y, x0+pw, y)
+			fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-4, y+4, label)
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">bytes on the wire (log)</text>`+"\n", x0+pw/2, mt+ph+32)
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle" transform="rotate(-90 %.0f %.0f)">PSNR dB (mean over delivered frames)</text>`+"\n",
+			x0-40, mt+ph/2, x0-40, mt+ph/2)
+		for _, r := range rs {
+			if r.Workload != wl || r.WireBytes <= 0 {
+				continue
+			}
+			x, y := px(r.WireBytes), py(float64(r.PSNR))
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s" fill-opacity="0.8"><title>%s %s: %d bytes, %s dB</title></circle>`+"\n",
+				x, y, encoderColours[r.Encoder], html.EscapeString(r.Encoder), html.EscapeString(r.Link), r.WireBytes, r.PSNR)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="8" fill="#555">%s</text>`+"\n", x+5, y-4, html.EscapeString(r.Link))
+		}
+	}
+	lx := ml
+	for _, e := range Encoders {
+		fmt.Fprintf(&b, `<circle cx="%.0f" cy="%.0f" r="5" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n",
+			lx, height-12, encoderColours[e], lx+8, height-8, e)
+		lx += 140
+	}
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func humanBytes(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.0fM", v/1e6)
+	case v >= 1000:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
