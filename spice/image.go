@@ -79,6 +79,10 @@ func (c *imageCache) clear() {
 	c.pixels = 0
 }
 
+// captureImage, when set (by tests), receives every compressed image
+// payload the display channel decodes, for seeding tests and benchmarks.
+var captureImage func(typ uint8, data []byte)
+
 // image decodes the SpiceImage at offset off of a message body (nil for a
 // null pointer), handling the pixmap cache.
 func (d *display) image(body []byte, off uint32) (*framebuffer.Canvas, error) {
@@ -123,6 +127,9 @@ func (d *display) image(body []byte, off uint32) (*framebuffer.Canvas, error) {
 		if r.err != nil {
 			return nil, fmt.Errorf("LZ image: %w", r.err)
 		}
+		if captureImage != nil {
+			captureImage(typ, data)
+		}
 		img, err = DecodeLZ(data, nil)
 	case imageLZPLT:
 		pflags := r.u8()
@@ -142,6 +149,9 @@ func (d *display) image(body []byte, off uint32) (*framebuffer.Canvas, error) {
 		data := r.bytes(int(min(n, uint32(len(body)))))
 		if r.err != nil {
 			return nil, fmt.Errorf("QUIC image: %w", r.err)
+		}
+		if captureImage != nil {
+			captureImage(typ, data)
 		}
 		img, err = DecodeQUIC(data)
 	case imageJPEG:

@@ -165,6 +165,12 @@ func screendump(t *testing.T, q *testserver.QEMU) func() *framebuffer.Canvas {
 // TestSeaBIOSCompressions checks the decoded SeaBIOS screen against QEMU's
 // own screendump for each image compression the client can ask for.
 func TestSeaBIOSCompressions(t *testing.T) {
+	if dir := os.Getenv("SPICE_CAPTURE"); dir != "" {
+		// Set once, before any client runs: display goroutines read it.
+		captureImage = func(typ uint8, data []byte) {
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("image-%d-%d.bin", typ, len(data))), data, 0o644)
+		}
+	}
 	for _, tc := range []struct {
 		comp string
 		typ  int // the image type that must have been decoded

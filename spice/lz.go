@@ -54,6 +54,16 @@ func DecodeLZ(data []byte, pal []uint32) (*framebuffer.Canvas, error) {
 	if w == 0 || h == 0 || framebuffer.CheckSize(int(w), int(h)) != nil {
 		return nil, FormatError(fmt.Sprintf("LZ image of %dx%d", w, h))
 	}
+	// One command byte yields at most a few hundred units (a match length
+	// grows by 255 per extra byte), which bounds what a short stream can
+	// claim to hold.
+	units := uint64(w) * uint64(h)
+	if typ <= lzPLT8 {
+		units = uint64(stride) * uint64(h)
+	}
+	if units > 256*uint64(len(data)) {
+		return nil, FormatError(fmt.Sprintf("LZ image of %dx%d in %d bytes", w, h, len(data)))
+	}
 	d := lzDecoder{src: data, pos: lzHeaderSize}
 	c, err := framebuffer.NewCanvas(int(w), int(h))
 	if err != nil {

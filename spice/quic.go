@@ -290,10 +290,9 @@ func DecodeQUIC(data []byte) (*framebuffer.Canvas, error) {
 	if width > 8*len(data) || height > 8*len(data) {
 		return nil, FormatError(fmt.Sprintf("QUIC image of %dx%d in %d bytes", w, h, len(data)))
 	}
-	c, err := framebuffer.NewCanvas(width, height)
-	if err != nil {
-		return nil, err
-	}
+	// The canvas grows row by row, so a lying header costs memory only
+	// for the rows the data really holds.
+	c := &framebuffer.Canvas{W: width, H: height, Stride: 4 * width, Pix: make([]byte, 0, 4*width*min(height, 64))}
 	var rgbState quicState
 	rgbState.reset()
 	switch typ {
@@ -318,6 +317,7 @@ func DecodeQUIC(data []byte) (*framebuffer.Canvas, error) {
 					return nil, fmt.Errorf("QUIC alpha row %d: %w", y, err)
 				}
 			}
+			c.Pix = append(c.Pix, make([]byte, 4*width)...)
 			dst := c.Row(0, y, width)
 			r, g, b := rgb[0].cur, rgb[1].cur, rgb[2].cur
 			if typ == quicRGB16 {
@@ -336,6 +336,10 @@ func DecodeQUIC(data []byte) (*framebuffer.Canvas, error) {
 				for x := 0; x < width; x++ {
 					dst[4*x+3] = a[x]
 				}
+			} else {
+				for x := 0; x < width; x++ {
+					dst[4*x+3] = 0xff
+				}
 			}
 		}
 	case quicGray:
@@ -346,6 +350,7 @@ func DecodeQUIC(data []byte) (*framebuffer.Canvas, error) {
 			if err := d.row(gray, &st, y); err != nil {
 				return nil, fmt.Errorf("QUIC row %d: %w", y, err)
 			}
+			c.Pix = append(c.Pix, make([]byte, 4*width)...)
 			dst := c.Row(0, y, width)
 			for x, v := range gray[0].cur {
 				dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = 0, 0, 0, v
