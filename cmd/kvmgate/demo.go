@@ -13,7 +13,6 @@ import (
 	"kvmgate/demo"
 	"kvmgate/server"
 
-	_ "kvmgate/rfb" // registers vnc:// targets
 )
 
 func init() {

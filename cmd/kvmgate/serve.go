@@ -15,9 +15,9 @@ import (
 	"kvmgate/backend"
 	"kvmgate/client"
 	"kvmgate/server"
+	"kvmgate/server/websockify"
 	"kvmgate/session"
 
-	_ "kvmgate/rfb" // registers vnc:// targets
 )
 
 func init() {
@@ -33,6 +33,11 @@ const serveUsage = `Usage: kvmgate serve [flags] --target vnc://HOST:PORT | --to
 Connects to consoles on demand and serves them to browsers: the console page
 at /, the WebSocket at /ws, a JSON API at /api/sessions (with an API key),
 /healthz and /metrics. See docs/api.md.
+
+noVNC connects as it would to websockify, at /websockify?token=NAME (or
+/websockify for --target): VNC targets are relayed byte for byte unless
+--novnc-mode=reencode, when kvmgate speaks RFB to noVNC from its own shared
+framebuffer. --rfb-listen serves --target to native VNC viewers.
 
 Passwords come from --password-dir (a file per target named HOST_PORT),
 then --password-file, then the KVMGATE_PASSWORD environment variable; the
@@ -61,6 +66,14 @@ func runServe(ctx context.Context, args []string) error {
 	ticketKeyFile := fs.String("ticket-key-file", "", "sign tickets with the key in `FILE` (default: random per process)")
 	ticketTTL := fs.Duration("ticket-ttl", server.DefaultTicketTTL, "lifetime of signed tickets")
 	verbose := fs.Bool("v", false, "log debug events to standard error")
+	wsPath := fs.String("websockify-path", websockify.DefaultPath, "serve noVNC's websockify endpoint at `PATH` (empty: off)")
+	novncMode := fs.String("novnc-mode", "auto", "how VNC targets reach noVNC: `passthrough` (bytes relayed as websockify does) or reencode (RFB from kvmgate's shared framebuffer); auto passes VNC targets through, other targets are always re-encoded")
+	web := fs.String("web", "", "serve a noVNC copy from `DIR` at /novnc/ (websockify's --web)")
+	heartbeat := fs.Duration("heartbeat", 0, "ping noVNC connections this often (websockify's --heartbeat)")
+	wsIdle := fs.Duration("websockify-idle-timeout", 0, "close a noVNC connection that carried nothing for this long (0: never)")
+	record := fs.String("record", "", "record every noVNC connection into `DIR`, in websockify's --record format")
+	rfbListen := fs.String("rfb-listen", "", "serve the --target console, re-encoded, to native VNC viewers on `ADDR`")
+	novncPassword := fs.String("novnc-password-file", "", "require the VNC password in `FILE` from re-encoded noVNC and native viewers")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -125,6 +138,34 @@ func runServe(ctx context.Context, args []string) error {
 		if _, err := readSecretFile(*passwordFile); err != nil {
 			return usageErr("--password-file: %v", err)
 		}
+	}
+	if *wsPath != "" || *rfbListen != "" {
+		mode, err := websockify.ParseMode(*novncMode)
+		if err != nil {
+			return usageErr("--novnc-mode: %v", err)
+		}
+		if *rfbListen != "" && *target == "" {
+			return usageErr("--rfb-listen needs --target")
+		}
+		nv := &server.NoVNCOptions{
+			Path: *wsPath, Mode: mode, Web: *web, Heartbeat: *heartbeat,
+			IdleTimeout: *wsIdle, RecordDir: *record, RFBListen: *rfbListen,
+		}
+		if *novncPassword != "" {
+			if _, err := readSecretFile(*novncPassword); err != nil {
+				return usageErr("--novnc-password-file: %v", err)
+			}
+			file := *novncPassword
+			nv.Password = func(string) string {
+				pw, err := readSecretFile(file)
+				if err != nil {
+					log.Warn("novnc password file unreadable; refusing viewers", "err", err)
+					return "\x00unreadable"
+				}
+				return pw
+			}
+		}
+		opts.NoVNC = nv
 	}
 	srv, err := server.New(opts)
 	if err != nil {

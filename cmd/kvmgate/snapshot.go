@@ -16,7 +16,6 @@ import (
 
 	"kvmgate/backend"
 	"kvmgate/framebuffer"
-	_ "kvmgate/ipmi/supermicro" // registers ipmi:// targets (vendor=supermicro)
 	"kvmgate/rfb"
 )
 
