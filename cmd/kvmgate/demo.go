@@ -12,7 +12,6 @@ import (
 	"kvmgate/client"
 	"kvmgate/demo"
 	"kvmgate/server"
-
 )
 
 func init() {

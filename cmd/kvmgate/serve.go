@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,7 +18,6 @@ import (
 	"kvmgate/server"
 	"kvmgate/server/websockify"
 	"kvmgate/session"
-
 )
 
 func init() {
@@ -156,11 +156,15 @@ func runServe(ctx context.Context, args []string) error {
 				return usageErr("--novnc-password-file: %v", err)
 			}
 			file := *novncPassword
+			// While the file is unreadable viewers are refused: they are
+			// asked for a random password nobody knows.
+			var deny [16]byte
+			_, _ = rand.Read(deny[:])
 			nv.Password = func(string) string {
 				pw, err := readSecretFile(file)
-				if err != nil {
-					log.Warn("novnc password file unreadable; refusing viewers", "err", err)
-					return "\x00unreadable"
+				if err != nil || pw == "" {
+					log.Warn("novnc password file unreadable or empty; refusing viewers", "err", err)
+					return string(deny[:])
 				}
 				return pw
 			}
