@@ -23,6 +23,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"kvmgate/backend"
+	"kvmgate/server/websockify"
 	"kvmgate/session"
 )
 
@@ -60,6 +61,9 @@ type Options struct {
 	Client fs.FS
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// NoVNC, when not nil, also serves noVNC (websockify-compatible
+	// endpoint) and native VNC viewers; see NoVNCOptions.
+	NoVNC *NoVNCOptions
 }
 
 // Server serves consoles to browsers. Create it with New.
@@ -72,6 +76,7 @@ type Server struct {
 	target  string // normalised Options.Target
 	static  *staticFiles
 	router  chi.Router
+	novnc   *websockify.Handler // nil unless Options.NoVNC is set
 
 	// ctx ends every viewer connection when the server closes.
 	ctx    context.Context
@@ -124,6 +129,11 @@ func New(opts Options) (*Server, error) {
 		Open: opts.Open, Secrets: opts.Secrets, IdleTimeout: opts.IdleTimeout, Logger: log,
 	})
 	s.static = newStaticFiles(opts.Client)
+	if opts.NoVNC != nil {
+		if err := s.newNoVNC(); err != nil {
+			return nil, err
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.router = s.routes()
 	return s, nil
@@ -145,6 +155,9 @@ func (s *Server) Close() {
 	s.cancel()
 	s.connMu.Unlock()
 	s.wg.Wait()
+	if s.novnc != nil {
+		s.novnc.Close()
+	}
 	s.hub.Close()
 }
 
@@ -167,6 +180,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(url stri
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	stopRFB, rerr := s.serveRFBListener(ctx)
+	if rerr != nil {
+		ln.Close()
+		return rerr
+	}
+	defer stopRFB()
 	u := "http://" + ln.Addr().String() + "/"
 	s.log.Info("listening", "url", u)
 	if ready != nil {
@@ -203,6 +222,9 @@ func (s *Server) routes() chi.Router {
 	})
 	r.Get("/metrics", s.handleMetrics)
 	r.Get("/ws", s.handleWS)
+	if s.novnc != nil {
+		s.mountNoVNC(r)
+	}
 	r.Route("/api", func(r chi.Router) {
 		r.Use(s.apiAuth)
 		r.Post("/sessions", s.apiCreate)
