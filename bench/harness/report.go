@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -55,8 +56,9 @@ func WriteJSON(w io.Writer, rs []Result) error {
 	return nil
 }
 
-// plotCap is where identical pictures (+Inf dB) are drawn.
-const plotCap = 60.0
+// plotCap is where identical pictures (+Inf dB) are drawn; finite PSNRs
+// are clipped below it.
+const plotCap = 100.0
 
 var encoderColours = map[string]string{
 	TilesLossless: "#1f77b4", TilesLossy: "#ff7f0e", TilesAdaptive: "#2ca02c", Baseline: "#d62728",
@@ -96,6 +98,9 @@ func WriteSVG(w io.Writer, rs []Result) error {
 		const ylo, yhi = 20.0, plotCap
 		px := func(bytes int64) float64 { return x0 + (math.Log10(float64(bytes))-lo)/(hi-lo)*pw }
 		py := func(db float64) float64 {
+			if !math.IsInf(db, 1) {
+				db = math.Min(db, yhi-5)
+			}
 			db = math.Max(ylo, math.Min(yhi, db))
 			return mt + (yhi-db)/(yhi-ylo)*ph
 		}
@@ -106,11 +111,11 @@ func WriteSVG(w io.Writer, rs []Result) error {
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#ddd"/>`, x, mt, x, mt+ph)
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", x, mt+ph+15, humanBytes(math.Pow(10, e)))
 		}
-		for db := ylo; db <= yhi; db += 10 {
+		for db := ylo; db <= yhi; db += 20 {
 			y := py(db)
 			label := fmt.Sprintf("%.0f", db)
 			if db == yhi {
-				label = "lossless"
+				y, label = py(math.Inf(1)), "lossless"
 			}
 			fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#ddd"/>`, x0, y, x0+pw, y)
 			fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-4, y+4, label)
@@ -118,14 +123,28 @@ func WriteSVG(w io.Writer, rs []Result) error {
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">bytes on the wire (log)</text>`+"\n", x0+pw/2, mt+ph+32)
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle" transform="rotate(-90 %.0f %.0f)">PSNR dB (mean over delivered frames)</text>`+"\n",
 			x0-40, mt+ph/2, x0-40, mt+ph/2)
+		// Points that fall on the same spot share one label.
+		type spot struct{ x, y int }
+		labels := map[spot][]string{}
+		var order []spot
 		for _, r := range rs {
 			if r.Workload != wl || r.WireBytes <= 0 {
 				continue
 			}
 			x, y := px(r.WireBytes), py(float64(r.PSNR))
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s" fill-opacity="0.8"><title>%s %s: %d bytes, %s dB</title></circle>`+"\n",
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s" fill-opacity="0.6"><title>%s %s: %d bytes, %s dB</title></circle>`+"\n",
 				x, y, encoderColours[r.Encoder], html.EscapeString(r.Encoder), html.EscapeString(r.Link), r.WireBytes, r.PSNR)
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="8" fill="#555">%s</text>`+"\n", x+5, y-4, html.EscapeString(r.Link))
+			k := spot{int(x / 4), int(y / 4)}
+			if _, ok := labels[k]; !ok {
+				order = append(order, k)
+			}
+			if !slices.Contains(labels[k], r.Link) {
+				labels[k] = append(labels[k], r.Link)
+			}
+		}
+		for i, k := range order {
+			dy := -6 - float64(i%3)*9
+			fmt.Fprintf(&b, `<text x="%d" y="%.0f" font-size="8" fill="#555">%s</text>`+"\n", k.x*4+5, float64(k.y*4)+dy, html.EscapeString(strings.Join(labels[k], ", ")))
 		}
 	}
 	lx := ml
