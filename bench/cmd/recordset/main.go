@@ -1,7 +1,7 @@
 // Command recordset records the benchmark workloads in bench/testdata from
 // real servers started by internal/testserver: QEMU's SeaBIOS screen, a
-// Linux guest's VGA text console scrolling, and a TigerVNC Xvnc desktop with
-// an xterm scrolling text and a ticking xclock.
+// Linux guest's VGA text console scrolling, a TigerVNC Xvnc desktop with an
+// xterm scrolling text and a ticking xclock, and photo-like motion in Xvnc.
 //
 // Each workload is recorded twice at once, over two connections to the same
 // server with one shared clock: by kvmgate's rfb client with its default
@@ -34,6 +34,7 @@ type workload struct {
 var workloads = []workload{
 	{"seabios", "QEMU (SeaBIOS guest)", "QEMU SeaBIOS from power-on to \"No bootable device\" (720x400 VGA text), 8 s", recordSeaBIOS},
 	{"linux-console", "QEMU (Linux guest)", "QEMU Linux guest, VGA text console: typed commands (dmesg, ls -l of /bin /sbin /etc, /proc/cpuinfo, busybox top batch output) scrolling, then 3 s quiet", recordLinux},
+	{"photo-motion", "TigerVNC Xvnc", "TigerVNC Xvnc 1024x768 desktop: 12 photo-like 256x192 frames (drifting colour fields, a moving disc, noise) shown one after another in fresh xwud windows at the same place, about 4 per second, then the last one for 4 s", recordPhotos},
 	{"xterm-desktop", "TigerVNC Xvnc", "TigerVNC Xvnc 1024x768 desktop (solid root, xclock ticking each second, xterm 100x40) with ls -l /usr/bin scrolling line by line (30 ms per line), then 3 s quiet", recordXterm},
 }
 
