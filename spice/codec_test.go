@@ -13,7 +13,7 @@ import (
 )
 
 // The testdata images are the SeaBIOS "No bootable device" screen (720×400)
-// as QEMU's SPICE server compressed it with LZ and with QUIC. seabios.png is
+// as QEMU's SPICE server compressed it with LZ, QUIC and LZ4. seabios.png is
 // that screen as DecodeLZ decoded it when TestSpicyScreenshot had shown the
 // LZ path equal to spice-gtk's spicy-screenshot of it; QUIC is checked
 // against it independently.
@@ -53,6 +53,7 @@ func TestDecodeCapturedImages(t *testing.T) {
 	}{
 		{"seabios-lz.bin", func(b []byte) (*framebuffer.Canvas, error) { return DecodeLZ(b, nil) }},
 		{"seabios-quic.bin", DecodeQUIC},
+		{"seabios-lz4.bin", func(b []byte) (*framebuffer.Canvas, error) { return DecodeLZ4(b, 720, 400) }},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			got, err := tc.decode(readTestdata(t, tc.file))
@@ -78,6 +79,7 @@ func TestDecodeTruncated(t *testing.T) {
 	}{
 		{"seabios-lz.bin", func(b []byte) (*framebuffer.Canvas, error) { return DecodeLZ(b, nil) }},
 		{"seabios-quic.bin", DecodeQUIC},
+		{"seabios-lz4.bin", func(b []byte) (*framebuffer.Canvas, error) { return DecodeLZ4(b, 720, 400) }},
 	} {
 		data := readTestdata(t, tc.file)
 		for _, n := range []int{0, 10, 28, len(data) / 2, len(data) - 12} {
@@ -172,6 +174,17 @@ func BenchmarkDecodeQUIC(b *testing.B) {
 	b.SetBytes(720 * 400 * 4)
 	for b.Loop() {
 		if _, err := DecodeQUIC(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(720*400*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpixel/s")
+}
+
+func BenchmarkDecodeLZ4(b *testing.B) {
+	data := readTestdata(b, "seabios-lz4.bin")
+	b.SetBytes(720 * 400 * 4)
+	for b.Loop() {
+		if _, err := DecodeLZ4(data, 720, 400); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -65,7 +65,7 @@ const (
 
 // displayCaps are the display channel capabilities this client offers.
 func displayCaps() []uint32 {
-	return capBits(displayCapMonitorsConfig, displayCapPrefCompress)
+	return capBits(displayCapMonitorsConfig, displayCapLZ4, displayCapPrefCompress)
 }
 
 // surface is one SPICE drawing surface.

@@ -164,9 +164,23 @@ func (d *display) image(body []byte, off uint32) (*framebuffer.Canvas, error) {
 	case imageGLZRGB, imageZlibGLZRGB:
 		return nil, UnsupportedError("GLZ images (the client offers no GLZ dictionary; ask for another compression)")
 	case imageLZ4:
-		return nil, UnsupportedError("LZ4 images")
+		n := r.u32()
+		data := r.bytes(int(min(n, uint32(len(body)))))
+		if r.err != nil {
+			return nil, fmt.Errorf("LZ4 image: %w", r.err)
+		}
+		if captureImage != nil {
+			captureImage(typ, data)
+		}
+		img, err = DecodeLZ4(data, int(w), int(h))
 	case imageJPEGAlpha:
-		return nil, UnsupportedError("JPEG_ALPHA images")
+		jflags := r.u8()
+		jsize, n := r.u32(), r.u32()
+		data := r.bytes(int(min(n, uint32(len(body)))))
+		if r.err != nil {
+			return nil, fmt.Errorf("JPEG_ALPHA image: %w", r.err)
+		}
+		img, err = DecodeJPEGAlpha(data, jsize, jflags)
 	default:
 		return nil, FormatError(fmt.Sprintf("image type %d", typ))
 	}

@@ -179,6 +179,7 @@ func TestSeaBIOSCompressions(t *testing.T) {
 		{"auto_lz", imageLZRGB},
 		{"lz", imageLZRGB},
 		{"quic", imageQUIC},
+		{"lz4", imageLZ4},
 	} {
 		comp := tc.comp
 		t.Run(comp, func(t *testing.T) {

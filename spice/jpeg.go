@@ -2,6 +2,7 @@ package spice
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"image"
 	"image/draw"
@@ -31,5 +32,46 @@ func DecodeJPEG(data []byte) (*framebuffer.Canvas, error) {
 	}
 	dst := &image.RGBA{Pix: c.Pix, Stride: c.Stride, Rect: image.Rect(0, 0, c.W, c.H)}
 	draw.Draw(dst, dst.Rect, img, b.Min, draw.Src)
+	return c, nil
+}
+
+// jpegAlphaTopDown is SPICE_JPEG_ALPHA_FLAGS_TOP_DOWN.
+const jpegAlphaTopDown = 1
+
+// DecodeJPEGAlpha decodes a SPICE JPEG_ALPHA image: data holds a JPEG
+// stream of jpegSize bytes with the colour, then an LZ stream of type XXXA
+// with the alpha channel of the same size. flags is the image's
+// SPICE_JPEG_ALPHA_FLAGS; its top-down bit must agree with the LZ stream's.
+func DecodeJPEGAlpha(data []byte, jpegSize uint32, flags uint8) (*framebuffer.Canvas, error) {
+	if uint64(jpegSize) > uint64(len(data)) {
+		return nil, FormatError(fmt.Sprintf("JPEG_ALPHA image: JPEG of %d bytes in %d", jpegSize, len(data)))
+	}
+	alpha := data[jpegSize:]
+	if len(alpha) < lzHeaderSize {
+		return nil, FormatError(fmt.Sprintf("JPEG_ALPHA image: alpha stream of %d bytes", len(alpha)))
+	}
+	if typ := binary.BigEndian.Uint32(alpha[8:]); typ != lzXXXA {
+		return nil, FormatError(fmt.Sprintf("JPEG_ALPHA image: alpha is LZ type %d, want XXXA", typ))
+	}
+	if td := binary.BigEndian.Uint32(alpha[24:]) != 0; td != (flags&jpegAlphaTopDown != 0) {
+		return nil, FormatError(fmt.Sprintf("JPEG_ALPHA image: alpha top-down %v, flags %#x", td, flags))
+	}
+	c, err := DecodeJPEG(data[:jpegSize])
+	if err != nil {
+		return nil, err
+	}
+	a, err := DecodeLZ(alpha, nil)
+	if err != nil {
+		return nil, fmt.Errorf("JPEG_ALPHA alpha: %w", err)
+	}
+	if a.W != c.W || a.H != c.H {
+		return nil, FormatError(fmt.Sprintf("JPEG_ALPHA image: JPEG %dx%d, alpha %dx%d", c.W, c.H, a.W, a.H))
+	}
+	for y := 0; y < c.H; y++ {
+		d, s := c.Row(0, y, c.W), a.Row(0, y, a.W)
+		for i := 3; i < len(d); i += 4 {
+			d[i] = s[i]
+		}
+	}
 	return c, nil
 }
