@@ -254,22 +254,51 @@ func BenchmarkRead(b *testing.B) {
 	}
 }
 
-// BenchmarkReplay measures stepping a recording frame by frame through
+// BenchmarkReplay measures stepping recordings frame by frame through
 // kvmgate's rfb client (one-byte reads, a stop after every update).
 func BenchmarkReplay(b *testing.B) {
-	path := "../testdata/seabios.fbs.gz"
-	blocks, err := ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
+	for _, name := range []string{"seabios", "linux-console", "photo-motion"} {
+		b.Run(name, func(b *testing.B) {
+			path := "../testdata/" + name + ".fbs.gz"
+			blocks, err := ReadFile(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := ReadMeta(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(Size(blocks))
+			for b.Loop() {
+				if err := Replay(context.Background(), blocks, m, framebuffer.New(), func(Frame) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
-	m, err := ReadMeta(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(Size(blocks))
-	for b.Loop() {
-		if err := Replay(context.Background(), blocks, m, framebuffer.New(), func(Frame) error { return nil }); err != nil {
-			b.Fatal(err)
+}
+
+func FuzzRead(f *testing.F) {
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf)
+	w.WriteBlock([]byte("RFB 003.008\n"), 0)
+	w.WriteBlock([]byte{0, 0, 0, 1}, 40)
+	f.Add(buf.Bytes())
+	f.Add([]byte(Magic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		blocks, err := Read(bytes.NewReader(data))
+		if err != nil {
+			return
 		}
-	}
+		// What parses must write back to a file that parses the same.
+		var out bytes.Buffer
+		w, _ := NewWriter(&out)
+		for _, b := range blocks {
+			w.WriteBlock(b.Data, b.Ms)
+		}
+		again, err := Read(&out)
+		if err != nil || len(again) != len(blocks) {
+			t.Fatalf("rewritten file: %d blocks, %v; want %d", len(again), err, len(blocks))
+		}
+	})
 }
