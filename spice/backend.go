@@ -3,12 +3,15 @@ package spice
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -75,6 +78,17 @@ type Options struct {
 	Logger *slog.Logger
 	// DialTimeout bounds each channel's connect and link (default 10 s).
 	DialTimeout time.Duration
+	// TLSPort is the server's TLS port (QEMU's tls-port), 0 if none. A
+	// channel the server refuses in plain text (NEED_SECURED, QEMU's
+	// tls-channel=) is linked again over TLS on this port of the same host.
+	TLSPort int
+	// TLSOnly links every channel over TLS on TLSPort, without trying
+	// the plain port first.
+	TLSOnly bool
+	// TLSConfig configures TLS connections. Nil verifies the server's
+	// certificate against the system roots for the target's host name;
+	// a config without ServerName gets the host name too.
+	TLSConfig *tls.Config
 }
 
 // Client is a SPICE console connection. Dial links the main channel; Run
@@ -97,6 +111,10 @@ type Client struct {
 	name      string
 	closed    bool
 	runCancel context.CancelFunc
+	// needTLS holds the channel types the server refused in plain text.
+	needTLS map[uint8]bool
+	// secure holds the channel types last linked over TLS.
+	secure map[uint8]bool
 }
 
 // Dial connects to the SPICE server at addr (host:port) and links the main
@@ -108,7 +126,11 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.Compression == 0 {
 		opts.Compression = CompressionAutoLZ
 	}
-	c := &Client{opts: opts, log: logOrDefault(opts.Logger), addr: addr}
+	if opts.TLSOnly && opts.TLSPort == 0 {
+		return nil, errors.New("spice: TLS only, but no TLS port")
+	}
+	c := &Client{opts: opts, log: logOrDefault(opts.Logger), addr: addr,
+		needTLS: map[uint8]bool{}, secure: map[uint8]bool{}}
 	if err := c.connectMain(ctx); err != nil {
 		return nil, err
 	}
@@ -139,8 +161,47 @@ func (c *Client) connectMain(ctx context.Context) error {
 	return nil
 }
 
-// dialChannel opens a TCP connection and links one channel.
+// dialChannel links one channel: over TCP on addr unless the channel is
+// known to need TLS, and over TLS on the TLS port when the server answers
+// NEED_SECURED (or when the client is TLS only).
 func (c *Client) dialChannel(ctx context.Context, addr string, connID uint32, id channelID, chanCaps []uint32) (*channel, error) {
+	c.mu.Lock()
+	useTLS := c.opts.TLSOnly || c.needTLS[id.typ]
+	c.mu.Unlock()
+	if !useTLS {
+		ch, err := c.linkChannel(ctx, addr, false, connID, id, chanCaps)
+		var le *LinkError
+		if !errors.As(err, &le) || le.Code != LinkErrNeedSecured || c.opts.TLSPort == 0 {
+			return ch, err
+		}
+		c.log.Debug("spice: channel needs TLS", "channel", channelName(id.typ))
+		c.mu.Lock()
+		c.needTLS[id.typ] = true
+		c.mu.Unlock()
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("spice: address %q: %w", addr, err)
+	}
+	return c.linkChannel(ctx, net.JoinHostPort(host, strconv.Itoa(c.opts.TLSPort)), true, connID, id, chanCaps)
+}
+
+// tlsConfig returns the TLS configuration for a connection to host.
+func (c *Client) tlsConfig(host string) *tls.Config {
+	var cfg *tls.Config
+	if c.opts.TLSConfig != nil {
+		cfg = c.opts.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	return cfg
+}
+
+// linkChannel opens a TCP (or TLS) connection and links one channel.
+func (c *Client) linkChannel(ctx context.Context, addr string, useTLS bool, connID uint32, id channelID, chanCaps []uint32) (*channel, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -150,6 +211,15 @@ func (c *Client) dialChannel(ctx context.Context, addr string, connID uint32, id
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+	}
+	if useTLS {
+		host, _, _ := net.SplitHostPort(addr)
+		tc := tls.Client(conn, c.tlsConfig(host))
+		if err := tc.HandshakeContext(dctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("spice: %s channel: TLS handshake with %s: %w", channelName(id.typ), addr, err)
+		}
+		conn = tc
 	}
 	stop := context.AfterFunc(dctx, func() { conn.SetDeadline(time.Now()) })
 	res, err := link(conn, linkParams{
@@ -168,10 +238,21 @@ func (c *Client) dialChannel(ctx context.Context, addr string, connID uint32, id
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
+	c.mu.Lock()
+	c.secure[id.typ] = useTLS
+	c.mu.Unlock()
 	return &channel{
 		typ: id.typ, id: id.id, conn: conn, br: bufio.NewReaderSize(conn, 256<<10),
 		mini: res.mini, caps: res, log: c.log,
 	}, nil
+}
+
+// Secure reports whether the last link of the given channel type
+// (ChannelMain, ChannelDisplay, ...) went over TLS.
+func (c *Client) Secure(channelType uint8) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.secure[channelType]
 }
 
 // session is one run of a linked main channel and the channels it attached.
@@ -425,6 +506,7 @@ func (c *Client) Info() backend.Info {
 			"session_id": strconv.FormatUint(uint64(c.init.SessionID), 10),
 			"mouse_mode": mode,
 			"address":    c.addr,
+			"tls":        strconv.FormatBool(c.secure[ChannelMain]),
 		},
 	}
 }
@@ -444,8 +526,14 @@ func (c *Client) Close() error {
 }
 
 // OptionsFromURL builds Options for a spice:// target and returns the
-// address to dial. The port defaults to 5900. Query parameters:
-// compression=off|auto_lz|quic|lz|lz4|server (what to ask the server for).
+// address to dial. The port defaults to 5900, unless tls-port is given
+// without a port: then every channel goes over TLS. Query parameters:
+// compression=off|auto_lz|quic|lz|lz4|server (what to ask the server for);
+// tls-port=N (the server's TLS port, used for the channels it refuses in
+// plain text); ca-file=PATH (PEM CA certificates to verify the server with,
+// instead of the system roots); tls-server-name=NAME (the name the
+// certificate must carry, default the host); insecure=1 (do not verify the
+// server's certificate).
 func OptionsFromURL(u *url.URL, secrets backend.Secrets) (string, Options, error) {
 	opts := Options{Password: secrets.Password}
 	host, port := u.Hostname(), u.Port()
@@ -461,8 +549,38 @@ func OptionsFromURL(u *url.URL, secrets backend.Secrets) (string, Options, error
 		return "", opts, err
 	}
 	opts.Compression = comp
-	if q.Get("tls-port") != "" {
-		return "", opts, errors.New("spice: tls-port is not supported yet")
+	if tp := q.Get("tls-port"); tp != "" {
+		n, err := strconv.Atoi(tp)
+		if err != nil || n <= 0 || n > 65535 {
+			return "", opts, fmt.Errorf("spice: tls-port %q is not a port number", tp)
+		}
+		opts.TLSPort = n
+		opts.TLSOnly = u.Port() == ""
+		cfg := &tls.Config{ServerName: q.Get("tls-server-name")}
+		if f := q.Get("ca-file"); f != "" {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return "", opts, fmt.Errorf("spice: ca-file: %w", err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				return "", opts, fmt.Errorf("spice: ca-file %s holds no PEM certificate", f)
+			}
+		}
+		switch q.Get("insecure") {
+		case "", "0", "false":
+		case "1", "true":
+			cfg.InsecureSkipVerify = true
+		default:
+			return "", opts, fmt.Errorf("spice: insecure=%q, want 0 or 1", q.Get("insecure"))
+		}
+		opts.TLSConfig = cfg
+	} else {
+		for _, k := range []string{"ca-file", "insecure", "tls-server-name"} {
+			if q.Has(k) {
+				return "", opts, fmt.Errorf("spice: %s= needs tls-port=", k)
+			}
+		}
 	}
 	return net.JoinHostPort(host, port), opts, nil
 }

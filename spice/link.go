@@ -1,7 +1,7 @@
 // Package spice is a native SPICE client: it links the main, display, inputs
 // and cursor channels of a SPICE server (QEMU, oVirt, Proxmox), decodes the
-// display channel's drawing commands and images (bitmap, LZ, QUIC) into a
-// private canvas, publishes the damage to a shared framebuffer, and sends
+// display channel's drawing commands and images (bitmap, LZ, QUIC, LZ4, JPEG,
+// JPEG_ALPHA) into a private canvas, publishes the damage to a shared framebuffer, and sends
 // keys and pointer events back.
 //
 // Each channel has one goroutine that owns its socket's reads; writes are
