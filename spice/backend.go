@@ -115,6 +115,9 @@ type Client struct {
 	needTLS map[uint8]bool
 	// secure holds the channel types last linked over TLS.
 	secure map[uint8]bool
+
+	firstFrame     chan struct{}
+	firstFrameOnce sync.Once
 }
 
 // Dial connects to the SPICE server at addr (host:port) and links the main
@@ -130,7 +133,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		return nil, errors.New("spice: TLS only, but no TLS port")
 	}
 	c := &Client{opts: opts, log: logOrDefault(opts.Logger), addr: addr,
-		needTLS: map[uint8]bool{}, secure: map[uint8]bool{}}
+		needTLS: map[uint8]bool{}, secure: map[uint8]bool{}, firstFrame: make(chan struct{})}
 	if err := c.connectMain(ctx); err != nil {
 		return nil, err
 	}
@@ -247,6 +250,13 @@ func (c *Client) linkChannel(ctx context.Context, addr string, useTLS bool, conn
 	}, nil
 }
 
+// FirstFrame returns a channel closed once the first complete screen has
+// been published to the framebuffer: the server marks the end of the
+// surface image it sends to every new display channel with MARK.
+func (c *Client) FirstFrame() <-chan struct{} { return c.firstFrame }
+
+func (c *Client) markFirstFrame() { c.firstFrameOnce.Do(func() { close(c.firstFrame) }) }
+
 // Secure reports whether the last link of the given channel type
 // (ChannelMain, ChannelDisplay, ...) went over TLS.
 func (c *Client) Secure(channelType uint8) bool {
@@ -327,6 +337,7 @@ func (s *session) runChannel(id channelID) error {
 	case ChannelDisplay:
 		d := newDisplay(ch, s.fb, s.client.opts.Compression, s.log)
 		d.counts = &s.client.images
+		d.onMark = s.client.markFirstFrame
 		s.mu.Lock()
 		s.disp = d
 		s.mu.Unlock()

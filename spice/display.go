@@ -91,9 +91,11 @@ type display struct {
 	palettes   map[uint64][]uint32
 	warned     map[string]bool
 	counts     *[256]atomic.Uint64 // images decoded by type, for tests and stats
-	// Published is incremented at each publish; tests read it through
-	// the framebuffer's version instead.
+	// marks counts MARK messages: the server sends one after the
+	// complete surface image that starts every display channel.
 	marks int
+	// onMark, if set, is called after each MARK has been published.
+	onMark func()
 }
 
 func newDisplay(ch *channel, fb *framebuffer.Framebuffer, comp Compression, log *slog.Logger) *display {
@@ -156,6 +158,9 @@ func (d *display) handleMessage(m message) error {
 	case msgDisplayMark:
 		d.marks++
 		d.flush()
+		if d.onMark != nil && d.primary != nil {
+			d.onMark()
+		}
 		return nil
 	case msgDisplayMode, msgDisplayReset:
 		return nil
