@@ -15,6 +15,7 @@ DEBIAN_PACKAGES=(
 	chromium fonts-dejavu-core socat ca-certificates git
 	websockify tigervnc-viewer
 	spice-client-gtk
+	libvpx-dev libopenh264-dev
 )
 
 # staticcheck release used by scripts/test.sh (2026.2.2; needs Go >= 1.26).
