@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +76,9 @@ func runSnapshot(ctx context.Context, args []string) error {
 	u, err := backend.ParseTarget(*target)
 	if err != nil {
 		return &exitError{Code: exitUsage, Err: err}
+	}
+	if !slices.Contains(backend.Schemes(), u.Scheme) {
+		return &exitError{Code: exitUsage, Err: fmt.Errorf("unknown target scheme %q (known: %s)", u.Scheme, strings.Join(backend.Schemes(), ", "))}
 	}
 	if u.Scheme != "vnc" {
 		// Other protocols (ipmi://, ...) open through their registered

@@ -25,7 +25,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--help"}, 0, "snapshot"},
 		{[]string{"snapshot"}, exitUsage, "--target is required"},
 		{[]string{"snapshot", "--target", "vnc://h", "extra"}, exitUsage, "no other arguments"},
-		{[]string{"snapshot", "--target", "spice://h:1"}, exitUsage, "vnc:// targets"},
+		{[]string{"snapshot", "--target", "gopher://127.0.0.1:1"}, exitUsage, "unknown target scheme"},
 		{[]string{"snapshot", "--target", "vnc://h:1", "--encodings", "nope"}, exitUsage, "unknown encoding"},
 		{[]string{"snapshot", "--no-such-flag"}, exitUsage, "flag provided but not defined"},
 	}
