@@ -2,6 +2,7 @@ package rfbserver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -67,8 +68,14 @@ type sender struct {
 	// Pseudo-encodings and CopyRect the client supports.
 	copyRect, desktopSize, extDesktopSize, cursorEnc, desktopName, qemuKey bool
 
-	mirror framebuffer.Canvas // the client's picture as of the last Take
-	acc    framebuffer.Damage // scratch: the areas of one update
+	mirror framebuffer.Canvas // the framebuffer's picture as of the last Take
+	// sent is the picture the client was sent (lossy areas aside); damage
+	// is trimmed to the pixels that differ from it. sentValid is false
+	// until a full frame went out.
+	sent      framebuffer.Canvas
+	sentValid bool
+	diffBuf   []framebuffer.Rect
+	acc       framebuffer.Damage // scratch: the areas of one update
 
 	clientW, clientH int  // the size the client knows
 	fbW, fbH         int  // the framebuffer size at the last Take
@@ -620,6 +627,20 @@ func (s *sender) sendPixels(u *framebuffer.Update) error {
 		s.lossy = s.lossy[:0]
 	}
 	rects := s.acc.Rects(s.rects[:0])
+	s.rects = rects[:0] // changedOnly may return another slice
+	if s.fullPending || s.sent.W != s.mirror.W || s.sent.H != s.mirror.H {
+		s.sent.Resize(s.mirror.W, s.mirror.H)
+		s.sentValid = false
+	}
+	if s.sentValid {
+		for _, m := range moves {
+			s.sent.Move(m.Src, m.DstX, m.DstY)
+		}
+		// Areas the client asked for, and refinements, go as they are.
+		if len(s.forced) == 0 && !refine {
+			rects = s.changedOnly(rects)
+		}
+	}
 	if len(rects) > maxUpdateRects {
 		var all framebuffer.Rect
 		for _, r := range rects {
@@ -629,7 +650,12 @@ func (s *sender) sendPixels(u *framebuffer.Update) error {
 	}
 	// Clip to what the client knows and split into bands.
 	bands := s.bands(rects, bounds)
-	s.rects = rects[:0]
+	for _, r := range bands {
+		s.sent.CopyFrom(&s.mirror, r)
+	}
+	if s.fullPending {
+		s.sentValid = true
+	}
 	count := len(moves) + len(bands) + s.pseudoCount()
 	if count == 0 {
 		return nil
@@ -677,6 +703,59 @@ func (s *sender) sendPixels(u *framebuffer.Update) error {
 		s.refineT.Reset(refineDelay)
 	}
 	return s.flush(b, "update")
+}
+
+// diffGap is how many unchanged rows may separate changed ones inside one
+// rectangle before it is split: a rectangle header costs about as much as a
+// few rows of compressed unchanged pixels.
+const diffGap = 8
+
+// changedOnly replaces each rectangle with the runs of rows where mirror
+// and sent differ, each trimmed to the columns that differ. Rectangles
+// without a change disappear. The result is valid until the next call.
+func (s *sender) changedOnly(rects []framebuffer.Rect) []framebuffer.Rect {
+	out := s.diffBuf[:0]
+	all := s.mirror.Bounds()
+	for _, r := range rects {
+		r = r.Intersect(all)
+		if r.Empty() {
+			continue
+		}
+		start, last := -1, -1 // first and last changed row of the run
+		x0, x1 := 0, 0
+		flush := func() {
+			if start >= 0 {
+				out = append(out, framebuffer.Rect{X: x0, Y: start, W: x1 - x0, H: last - start + 1})
+				start = -1
+			}
+		}
+		for y := r.Y; y < r.Y+r.H; y++ {
+			a, b := s.mirror.Row(r.X, y, r.W), s.sent.Row(r.X, y, r.W)
+			if bytes.Equal(a, b) {
+				if start >= 0 && y-last >= diffGap {
+					flush()
+				}
+				continue
+			}
+			l := 0
+			for string(a[4*l:4*l+4]) == string(b[4*l:4*l+4]) {
+				l++
+			}
+			h := r.W - 1
+			for h > l && string(a[4*h:4*h+4]) == string(b[4*h:4*h+4]) {
+				h--
+			}
+			if start < 0 {
+				start, x0, x1 = y, r.X+l, r.X+h+1
+			} else {
+				x0, x1 = min(x0, r.X+l), max(x1, r.X+h+1)
+			}
+			last = y
+		}
+		flush()
+	}
+	s.diffBuf = out
+	return out
 }
 
 // addLossy remembers that r went out lossy.
