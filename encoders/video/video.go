@@ -69,9 +69,11 @@ type Encoder interface {
 	// may return a Frame with no data when its rate control skips a
 	// picture.
 	Encode(dst []byte, src *framebuffer.Canvas, pts time.Duration, keyframe bool) (Frame, error)
-	// Refine encodes src as a high-quality keyframe whatever the bitrate
-	// target, for a screen that went still: what the viewer keeps looking
-	// at is then sharp (text stays legible), as tiles refine lossy areas.
+	// Refine encodes src at high quality whatever the bitrate target, for a
+	// screen that went still: what the viewer keeps looking at is then
+	// sharp (text stays legible), as tiles refine lossy areas. The frame is
+	// a keyframe (VP8: with a low quantizer; H.264: at a raised bitrate):
+	// refining with delta frames gains little in either codec.
 	Refine(dst []byte, src *framebuffer.Canvas, pts time.Duration) (Frame, error)
 	// SetBitrate changes the target bitrate (bits per second), clamped to
 	// [MinBitrate, MaxBitrate].
