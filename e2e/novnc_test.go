@@ -725,7 +725,7 @@ func novncContains(big, want *framebuffer.Canvas) bool {
 func TestRFBListenTigerVNCViewer(t *testing.T) {
 	t.Parallel()
 	q := testserver.StartQEMU(t, testserver.QEMUOptions{})
-	want := q.WaitSettled(t, 150*time.Second)
+	q.WaitSettled(t, 150*time.Second)
 	hub := session.NewHub(session.Options{Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(hub.Close)
 	h, err := websockify.New(websockify.Options{Hub: hub, Logger: slog.New(slog.DiscardHandler)})
@@ -759,7 +759,7 @@ func TestRFBListenTigerVNCViewer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err = q.Screenshot()
+		want, err := q.Screenshot()
 		if err != nil {
 			t.Fatal(err)
 		}
