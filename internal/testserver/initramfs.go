@@ -72,8 +72,9 @@ func guestKernel() (string, error) {
 
 // guestInitramfs returns the path of the busybox initramfs for the Linux
 // guest, building it into the user cache directory when it is not there
-// yet. The cache key covers the kernel, busybox and the guest scripts.
-func guestInitramfs(t testing.TB, kernel string) string {
+// yet. The cache key covers the kernel, busybox, the guest scripts and the
+// kernel modules (see QEMUOptions.Modules).
+func guestInitramfs(t testing.TB, kernel string, modules ...string) string {
 	t.Helper()
 	bbPath := "/bin/busybox"
 	bb, err := os.ReadFile(bbPath)
@@ -83,20 +84,32 @@ func guestInitramfs(t testing.TB, kernel string) string {
 	if err := checkStatic(bbPath); err != nil {
 		t.Fatalf("testserver: %v; install the Debian package busybox-static", err)
 	}
+	kver := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
+	mods, err := moduleFiles(kver, modules)
+	if err != nil {
+		t.Fatalf("testserver: %v", err)
+	}
+	initScript := guestInit
+	if len(mods) > 0 {
+		initScript = moduleInit(mods)
+	}
 	h := sha256.New()
-	for _, s := range []string{initramfsFormat, guestInit, guestInittab, guestProfile} {
+	for _, s := range []string{initramfsFormat, initScript, guestInittab, guestProfile} {
 		fmt.Fprintf(h, "%d:%s", len(s), s)
 	}
 	h.Write(bb)
+	for _, m := range mods {
+		fmt.Fprintf(h, "%d:%s", len(m.data), m.name)
+		h.Write(m.data)
+	}
 	key := hex.EncodeToString(h.Sum(nil))[:16]
-	kver := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
 
 	dir := cacheDir()
 	path := filepath.Join(dir, fmt.Sprintf("initramfs-%s-%s.cpio.gz", kver, key))
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
-	data, err := buildInitramfs(bb)
+	data, err := buildInitramfsWith(bb, initScript, mods)
 	if err != nil {
 		t.Fatalf("testserver: build initramfs: %v", err)
 	}
@@ -120,6 +133,83 @@ func guestInitramfs(t testing.TB, kernel string) string {
 		t.Fatalf("testserver: initramfs cache: %v", err)
 	}
 	return path
+}
+
+// module is a kernel module file for the initramfs.
+type module struct {
+	name string // file name, e.g. "qxl.ko"
+	data []byte
+}
+
+// moduleFiles reads the named modules of kernel version kver and the
+// modules they depend on (from modules.dep), in an order that loads each
+// module after its dependencies.
+func moduleFiles(kver string, names []string) ([]module, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	root := filepath.Join("/lib/modules", kver)
+	dep, err := os.ReadFile(filepath.Join(root, "modules.dep"))
+	if err != nil {
+		return nil, fmt.Errorf("kernel modules: %w", err)
+	}
+	deps := map[string][]string{} // module name -> dependency paths
+	paths := map[string]string{}  // module name -> path
+	modName := func(p string) string {
+		b := filepath.Base(p)
+		return strings.ReplaceAll(b[:strings.Index(b, ".ko")], "-", "_")
+	}
+	for _, line := range strings.Split(string(dep), "\n") {
+		mod, rest, ok := strings.Cut(line, ":")
+		if !ok || !strings.Contains(mod, ".ko") {
+			continue
+		}
+		n := modName(mod)
+		paths[n] = mod
+		deps[n] = strings.Fields(rest)
+	}
+	var out []module
+	seen := map[string]bool{}
+	var add func(n string) error
+	add = func(n string) error {
+		if seen[n] {
+			return nil
+		}
+		seen[n] = true
+		p, ok := paths[n]
+		if !ok {
+			return fmt.Errorf("kernel module %q not in %s/modules.dep", n, root)
+		}
+		for _, d := range deps[n] {
+			if err := add(modName(d)); err != nil {
+				return err
+			}
+		}
+		if !strings.HasSuffix(p, ".ko") {
+			return fmt.Errorf("kernel module %s is compressed; busybox insmod needs a plain .ko", p)
+		}
+		data, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			return fmt.Errorf("kernel module: %w", err)
+		}
+		out = append(out, module{name: filepath.Base(p), data: data})
+		return nil
+	}
+	for _, n := range names {
+		if err := add(strings.ReplaceAll(n, "-", "_")); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// moduleInit is guestInit with the modules loaded before busybox init.
+func moduleInit(mods []module) string {
+	var b strings.Builder
+	for _, m := range mods {
+		fmt.Fprintf(&b, "insmod /lib/modules/%s\n", m.name)
+	}
+	return strings.Replace(guestInit, "exec /bin/busybox init\n", b.String()+"exec /bin/busybox init\n", 1)
 }
 
 // cacheDir returns the directory for built guest files and snapshots:
@@ -153,6 +243,12 @@ func checkStatic(path string) error {
 // and the guest scripts. The output depends only on its input: timestamps,
 // owners and inode numbers are fixed.
 func buildInitramfs(busybox []byte) ([]byte, error) {
+	return buildInitramfsWith(busybox, guestInit, nil)
+}
+
+// buildInitramfsWith is buildInitramfs with another /init and kernel
+// modules in /lib/modules.
+func buildInitramfsWith(busybox []byte, initScript string, mods []module) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
@@ -168,7 +264,14 @@ func buildInitramfs(busybox []byte) ([]byte, error) {
 	w.node("dev/null", 0o666, 1, 3)
 	w.file("bin/busybox", 0o755, busybox)
 	w.symlink("bin/sh", "busybox")
-	w.file("init", 0o755, []byte(guestInit))
+	w.file("init", 0o755, []byte(initScript))
+	if len(mods) > 0 {
+		w.dir("lib")
+		w.dir("lib/modules")
+		for _, m := range mods {
+			w.file("lib/modules/"+m.name, 0o644, m.data)
+		}
+	}
 	w.file("etc/inittab", 0o644, []byte(guestInittab))
 	w.file("etc/profile", 0o644, []byte(guestProfile))
 	w.trailer()

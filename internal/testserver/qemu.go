@@ -51,6 +51,11 @@ type QEMUOptions struct {
 	KernelArgs string
 	// ExtraArgs are further QEMU arguments.
 	ExtraArgs []string
+	// Modules are kernel modules (names such as "qxl") the Linux guest's
+	// initramfs carries, with the modules they depend on, and loads
+	// before its shell starts; "qxl" gives a QXL card's native (KMS)
+	// framebuffer console.
+	Modules []string
 	// ColdBoot makes a GuestLinux machine boot from scratch instead of
 	// starting from the cached snapshot of a booted guest, for tests that
 	// watch the boot itself.
@@ -143,7 +148,7 @@ func linuxSnapshotPath(t testing.TB, o QEMUOptions) string {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%d\x00", snapshotFormat, version, accel(), kernel, fi.Size(), fi.ModTime().UnixNano())
-	fmt.Fprintf(h, "%s\x00", guestInitramfs(t, kernel))
+	fmt.Fprintf(h, "%s\x00", guestInitramfs(t, kernel, o.Modules...))
 	for _, a := range machineArgs(o) {
 		fmt.Fprintf(h, "%s\x00", a)
 	}
@@ -218,7 +223,7 @@ func startQEMU(t testing.TB, o QEMUOptions, snapshot string) (*QEMU, error) {
 		} else {
 			f.Close()
 		}
-		args = append(args, "-kernel", kernel, "-initrd", guestInitramfs(t, kernel))
+		args = append(args, "-kernel", kernel, "-initrd", guestInitramfs(t, kernel, o.Modules...))
 	default:
 		t.Fatalf("testserver: unknown guest %d", o.Guest)
 	}
