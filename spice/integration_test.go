@@ -23,6 +23,13 @@ import (
 // separated, may be empty), and returns it with the SPICE address.
 func spiceQEMU(t *testing.T, spiceOpts string, extra ...string) (*testserver.QEMU, string) {
 	t.Helper()
+	return spiceQEMUWith(t, testserver.QEMUOptions{}, spiceOpts, extra...)
+}
+
+// spiceQEMUWith is spiceQEMU for a machine described by o (VGA is set to
+// qxl).
+func spiceQEMUWith(t *testing.T, o testserver.QEMUOptions, spiceOpts string, extra ...string) (*testserver.QEMU, string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts QEMU")
 	}
@@ -39,8 +46,9 @@ func spiceQEMU(t *testing.T, spiceOpts string, extra ...string) (*testserver.QEM
 	if spiceOpts != "" {
 		opt += "," + spiceOpts
 	}
-	args := append([]string{"-spice", opt}, extra...)
-	q := testserver.StartQEMU(t, testserver.QEMUOptions{VGA: "qxl", ExtraArgs: args})
+	o.VGA = "qxl"
+	o.ExtraArgs = append(append(o.ExtraArgs, "-spice", opt), extra...)
+	q := testserver.StartQEMU(t, o)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
