@@ -190,3 +190,26 @@ func BenchmarkDecodeLZ4(b *testing.B) {
 	}
 	b.ReportMetric(720*400*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpixel/s")
 }
+
+// linux-qxl-jpeg.bin is a 384×32 JPEG image QEMU's SPICE server sent for
+// the Linux guest's qxl console with jpeg-wan-compression=always.
+func TestDecodeCapturedJPEG(t *testing.T) {
+	c, err := DecodeJPEG(readTestdata(t, "linux-qxl-jpeg.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.W != 384 || c.H != 32 || blank(c) {
+		t.Fatalf("decoded %dx%d (blank %v), want 384x32 with text", c.W, c.H, blank(c))
+	}
+}
+
+func BenchmarkDecodeJPEG(b *testing.B) {
+	data := readTestdata(b, "linux-qxl-jpeg.bin")
+	b.SetBytes(384 * 32 * 4)
+	for b.Loop() {
+		if _, err := DecodeJPEG(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(384*32*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpixel/s")
+}

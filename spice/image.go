@@ -160,6 +160,9 @@ func (d *display) image(body []byte, off uint32) (*framebuffer.Canvas, error) {
 		if r.err != nil {
 			return nil, fmt.Errorf("JPEG image: %w", r.err)
 		}
+		if captureImage != nil {
+			captureImage(typ, data)
+		}
 		img, err = DecodeJPEG(data)
 	case imageGLZRGB, imageZlibGLZRGB:
 		return nil, UnsupportedError("GLZ images (the client offers no GLZ dictionary; ask for another compression)")

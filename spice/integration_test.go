@@ -18,6 +18,18 @@ import (
 	"kvmgate/internal/testserver"
 )
 
+// TestMain sets up image capture: with SPICE_CAPTURE=DIR, every compressed
+// image a display channel decodes is written to DIR (to seed testdata).
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("SPICE_CAPTURE"); dir != "" {
+		// Set once, before any client runs: display goroutines read it.
+		captureImage = func(typ uint8, data []byte) {
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("image-%d-%d.bin", typ, len(data))), data, 0o644)
+		}
+	}
+	os.Exit(m.Run())
+}
+
 // spiceQEMU starts a SeaBIOS QEMU machine with a QXL card and a SPICE
 // server on a free loopback port, with extra SPICE options (comma
 // separated, may be empty), and returns it with the SPICE address.
@@ -173,12 +185,6 @@ func screendump(t *testing.T, q *testserver.QEMU) func() *framebuffer.Canvas {
 // TestSeaBIOSCompressions checks the decoded SeaBIOS screen against QEMU's
 // own screendump for each image compression the client can ask for.
 func TestSeaBIOSCompressions(t *testing.T) {
-	if dir := os.Getenv("SPICE_CAPTURE"); dir != "" {
-		// Set once, before any client runs: display goroutines read it.
-		captureImage = func(typ uint8, data []byte) {
-			os.WriteFile(filepath.Join(dir, fmt.Sprintf("image-%d-%d.bin", typ, len(data))), data, 0o644)
-		}
-	}
 	for _, tc := range []struct {
 		comp string
 		typ  int // the image type that must have been decoded
