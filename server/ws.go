@@ -111,6 +111,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		readerDone: make(chan struct{}),
 		enc:        tiles.NewEncoder(),
 		rc:         newRateController(),
+		transports: make(chan transportRequest, 2),
+		want:       transportRequest{Transport: r.URL.Query().Get("transport"), Codec: r.URL.Query().Get("codec")},
 	}
 	vc.run()
 }
@@ -169,11 +171,14 @@ type (
 		Fatal   bool   `json:"fatal"`
 	}
 	statsMsg struct {
-		T       string  `json:"t"`
-		RTT     float64 `json:"rtt"`
-		Kbps    float64 `json:"kbps"`
-		FPS     float64 `json:"fps"`
-		Quality int     `json:"quality"`
+		T         string  `json:"t"`
+		RTT       float64 `json:"rtt"`
+		Kbps      float64 `json:"kbps"`
+		FPS       float64 `json:"fps"`
+		Quality   int     `json:"quality"`
+		Transport string  `json:"transport"`
+		Codec     string  `json:"codec"`
+		Bitrate   int     `json:"bitrate,omitempty"`
 	}
 	textMsg struct {
 		T    string `json:"t"`
@@ -203,6 +208,9 @@ type clientMsg struct {
 	Text   string  `json:"text"`
 	Layout string  `json:"layout"`
 	Mode   string  `json:"mode"`
+	// Transport and Codec belong to "transport" (server/video.go).
+	Transport string `json:"transport"`
+	Codec     string `json:"codec"`
 }
 
 type closeReason struct {
@@ -232,6 +240,7 @@ type viewerConn struct {
 	fatal      chan closeReason
 	notes      chan string
 	modes      chan string
+	transports chan transportRequest
 	readerDone chan struct{}
 
 	// Owned by the sender.
@@ -246,6 +255,8 @@ type viewerConn struct {
 	winBytes    int
 	winFrames   int
 	lastStatus  session.Status
+	want        transportRequest // the transport asked for in the URL
+	video       *videoSender     // nil: tiles (server/video.go)
 }
 
 func (vc *viewerConn) run() {
@@ -255,6 +266,7 @@ func (vc *viewerConn) run() {
 		if readerStarted {
 			<-vc.readerDone
 		}
+		vc.stopVideo()
 		vc.v.Leave()
 		vc.log.Info("viewer left", "frames", vc.frame)
 	}()
@@ -275,6 +287,9 @@ func (vc *viewerConn) run() {
 		return
 	}
 	if err := vc.sendStatus(); err != nil {
+		return
+	}
+	if err := vc.setTransport(vc.want); err != nil {
 		return
 	}
 	vc.log.Info("viewer joined", "target", sess.Target())
@@ -373,15 +388,15 @@ func (vc *viewerConn) loop() {
 				if at := vc.lastFrameAt.Add(vc.rc.interval()); now.Before(at) {
 					wake = at.Sub(now)
 				} else {
-					if err := vc.sendFrame(false); err != nil {
+					if err := vc.sendNext(false); err != nil {
 						return
 					}
 					dirty = false
 				}
-			case len(vc.inflight) == 0 && vc.enc.Lossy():
+			case len(vc.inflight) == 0 && vc.needsRefine():
 				if at := vc.lastFrameAt.Add(refineDelay); now.Before(at) {
 					wake = at.Sub(now)
-				} else if err := vc.sendFrame(true); err != nil {
+				} else if err := vc.sendNext(true); err != nil {
 					return
 				}
 			}
@@ -422,6 +437,8 @@ func (vc *viewerConn) loop() {
 			err = vc.writeJSON(errorMsg{T: "error", Message: msg})
 		case mode := <-vc.modes:
 			vc.rc.setMode(mode)
+		case req := <-vc.transports:
+			err = vc.setTransport(req)
 		case <-statsT.C:
 			err = vc.sendStats()
 		case <-ticketT.C:
@@ -481,6 +498,7 @@ func (vc *viewerConn) sendStats() error {
 		FPS:     math.Round(float64(vc.winFrames)/secs*10) / 10,
 		Quality: vc.rc.qualityNumber(),
 	}
+	vc.videoStats(&m)
 	vc.winStart, vc.winBytes, vc.winFrames = now, 0, 0
 	return vc.writeJSON(m)
 }
@@ -503,20 +521,8 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 	if u.Empty() && !refine {
 		return nil
 	}
-	if u.NameChanged {
-		if err := vc.writeJSON(textMsg{T: "name", Name: u.Name}); err != nil {
-			return err
-		}
-	}
-	if u.ClipboardChanged {
-		if err := vc.writeJSON(textMsg{T: "clipboard", Text: truncateUTF8(u.Clipboard, maxClipboard)}); err != nil {
-			return err
-		}
-	}
-	for range min(u.Bells, 3) {
-		if err := vc.writeJSON(textMsg{T: "bell"}); err != nil {
-			return err
-		}
+	if err := vc.sendUpdateMessages(&u); err != nil {
+		return err
 	}
 	buf := vc.buf[:0]
 	sent := 0
@@ -568,6 +574,33 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 		vc.buf = buf
 		return nil
 	}
+	return vc.endFrame(buf, sent)
+}
+
+// sendUpdateMessages sends the control messages an update carries (name,
+// clipboard, bells); they go before the frame's records.
+func (vc *viewerConn) sendUpdateMessages(u *framebuffer.Update) error {
+	if u.NameChanged {
+		if err := vc.writeJSON(textMsg{T: "name", Name: u.Name}); err != nil {
+			return err
+		}
+	}
+	if u.ClipboardChanged {
+		if err := vc.writeJSON(textMsg{T: "clipboard", Text: truncateUTF8(u.Clipboard, maxClipboard)}); err != nil {
+			return err
+		}
+	}
+	for range min(u.Bells, 3) {
+		if err := vc.writeJSON(textMsg{T: "bell"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endFrame appends a frame end to buf, sends it and records the frame as
+// in flight; sent counts the frame's bytes already written.
+func (vc *viewerConn) endFrame(buf []byte, sent int) error {
 	vc.frame++
 	buf = tiles.AppendFrameEnd(buf, vc.frame, uint32(time.Now().UnixMilli()))
 	if err := vc.write(websocket.BinaryMessage, buf); err != nil {
@@ -709,6 +742,8 @@ func (vc *viewerConn) handle(data []byte, buttons *input.Buttons) error {
 		err = v.Clipboard(m.Text)
 	case "action":
 		err = v.Action(input.Action(m.Name))
+	case "transport":
+		vc.requestTransport(m)
 	case "quality":
 		switch m.Mode {
 		case ModeAuto, ModeLossless, ModeLow:
