@@ -45,7 +45,24 @@ func DecodeLZ4(data []byte, w, h int) (*framebuffer.Canvas, error) {
 	if uint64(size) > lz4MaxRatio*uint64(len(data)) {
 		return nil, FormatError(fmt.Sprintf("LZ4 image of %dx%d in %d bytes", w, h, len(data)))
 	}
-	out := make([]byte, 0, size)
+	// 32-bit pixels decompress straight into the canvas and are swizzled
+	// in place; the other formats go through a buffer and DecodeBitmap.
+	var c *framebuffer.Canvas
+	var out []byte
+	if bpp == 4 {
+		var err error
+		if c, err = framebuffer.NewCanvas(w, h); err != nil {
+			return nil, err
+		}
+		if c.Stride != stride {
+			c = nil
+		} else {
+			out = c.Pix[:0:size]
+		}
+	}
+	if out == nil {
+		out = make([]byte, 0, size)
+	}
 	src := data[2:]
 	for blk := 0; len(src) > 0; blk++ {
 		if len(src) < 4 {
@@ -65,7 +82,23 @@ func DecodeLZ4(data []byte, w, h int) (*framebuffer.Canvas, error) {
 	if len(out) != size {
 		return nil, FormatError(fmt.Sprintf("LZ4 image of %dx%d decompressed to %d bytes, want %d", w, h, len(out), size))
 	}
-	return DecodeBitmap(format, w, h, stride, topDown, out, nil)
+	if c == nil {
+		return DecodeBitmap(format, w, h, stride, topDown, out, nil)
+	}
+	p := c.Pix[:size]
+	if format == BitmapRGBA {
+		for i := 0; i+3 < len(p); i += 4 {
+			p[i], p[i+2] = p[i+2], p[i]
+		}
+	} else {
+		for i := 0; i+3 < len(p); i += 4 {
+			p[i], p[i+2], p[i+3] = p[i+2], p[i], 0xff
+		}
+	}
+	if !topDown {
+		flipRows(c)
+	}
+	return c, nil
 }
 
 // lz4Block decompresses one LZ4 block, appending to out, whose earlier

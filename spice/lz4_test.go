@@ -64,6 +64,12 @@ func TestDecodeLZ4HandMade(t *testing.T) {
 			want: []uint32{0xff010000, 0xff020000, 0xff030000, 0xff000001, 0xff000002, 0xff000003},
 		},
 		{
+			name: "bottom-up rgb32",
+			w:    1, h: 2,
+			data: lz4Image(false, Bitmap32Bit, []byte{0x80, 1, 0, 0, 0, 2, 0, 0, 0}),
+			want: []uint32{0xff020000, 0xff010000},
+		},
+		{
 			name: "rgb16",
 			w:    2, h: 1,
 			data: lz4Image(true, Bitmap16Bit, []byte{0x40, 0x00, 0x7c, 0x1f, 0x00}),
