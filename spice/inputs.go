@@ -3,6 +3,7 @@ package spice
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"kvmgate/input"
 )
@@ -36,6 +37,11 @@ const (
 	keyModifierNumLock       = 2
 	keyModifierCapsLock      = 4
 	inputsMessageModifierLen = 2
+	// keyGap is the least time between two key messages. QEMU pushes
+	// SPICE key events straight into the guest's PS/2 queue, which holds
+	// 16 bytes and drops the rest, so a burst (paste as keystrokes) loses
+	// keys; its VNC server spaces keys the same way (key-delay-ms=10).
+	keyGap = 10 * time.Millisecond
 )
 
 // inputs sends keyboard and mouse events on the inputs channel. Its methods
@@ -43,6 +49,10 @@ const (
 type inputs struct {
 	ch     *channel
 	client *Client
+
+	keyMu sync.Mutex
+	// keyMu serialises key events and guards lastKey.
+	lastKey time.Time
 
 	mu sync.Mutex
 	// mu guards the following.
@@ -96,7 +106,13 @@ func (in *inputs) key(ev input.KeyEvent) error {
 	if ev.Down {
 		typ = msgcInputsKeyDown
 	}
+	in.keyMu.Lock()
+	defer in.keyMu.Unlock()
 	for len(seq) > 0 {
+		if wait := keyGap - time.Since(in.lastKey); wait > 0 {
+			time.Sleep(wait)
+		}
+		in.lastKey = time.Now()
 		n := min(4, len(seq))
 		var code uint32
 		for i := n - 1; i >= 0; i-- {
