@@ -12,6 +12,9 @@
 // quality level) or TightPNG, the first the client lists, and converted to
 // whatever true-colour pixel format the client asked for. Areas sent as
 // JPEG are sent again losslessly once they have been quiet for a moment.
+// Each connection keeps a copy of the picture it sent, so damage is trimmed
+// to the rows and columns that really changed (and damage that changed
+// nothing sends nothing).
 //
 // Clients that ask for ContinuousUpdates get updates without requesting
 // them once they turn them on; with Fence, the server follows each such
