@@ -2,6 +2,8 @@
 // frame and strictly in record order, even though image and deflate
 // payloads finish decoding asynchronously. Also sizes the canvas on screen.
 
+import { VideoStream } from './video.js';
+
 /** @typedef {import('./protocol.js').Record} Record */
 
 /**
@@ -26,6 +28,8 @@ export class Screen {
     this.onResize = () => {};
     /** @type {(c: Extract<Record, {type: 'cursor'}>) => void} */
     this.onCursor = () => {};
+    /** the WebSocket video stream (video.js), when the server sends video */
+    this.video = new VideoStream();
   }
 
   /** Drops queued and half-received frames (the connection changed). */
@@ -33,6 +37,7 @@ export class Screen {
     this.gen++;
     this.pending = [];
     this.tail = Promise.resolve();
+    this.video.close();
   }
 
   /**
@@ -71,6 +76,16 @@ export class Screen {
         const data = await r.data;
         if (gen !== this.gen) return false;
         this.putPixels(r.x, r.y, r.w, r.h, data, r.palette);
+      } else if (r.type === 'vconfig') {
+        if (gen !== this.gen) return false;
+        await this.video.configure(r.codec, r.w, r.h);
+      } else if (r.type === 'vframe') {
+        if (gen !== this.gen) return false;
+        const pic = await this.video.decode(r.key, r.time, r.data);
+        if (gen !== this.gen) { pic.close(); return false; }
+        const w = Math.min(this.video.width, pic.displayWidth), h = Math.min(this.video.height, pic.displayHeight);
+        this.ctx.drawImage(pic, 0, 0, w, h, 0, 0, w, h);
+        pic.close();
       } else if (gen !== this.gen) {
         return false;
       } else {

@@ -22,8 +22,9 @@ const BACKOFF_MAX = 30000;
  * @property {number} rtt frame round-trip time (ms) as the server measures it
  * @property {number} fps frames drawn in the last second
  * @property {number} kbps kbit received in the last second
- * @property {string} transport "tiles"
- * @property {string} codec "tiles"
+ * @property {string} transport "tiles" or "wsvideo" (the server's `transport` message)
+ * @property {string} codec "tiles", "vp8" or "h264"
+ * @property {number} bitrate video: the server's target bitrate (kbit/s); 0 on tiles
  */
 
 /**
@@ -36,6 +37,7 @@ const BACKOFF_MAX = 30000;
  * Events (CustomEvent, detail in parentheses): `connect` (the hello
  * message), `disconnect` ({code, reason, reconnect}), `resize` ({width,
  * height}), `frame` ({frame, width, height}), `clipboard` ({text}), `bell`,
+ * `transport` ({transport, codec}),
  * `error` ({message, fatal}), `status` ({state, backend, message}).
  *
  * `state` is "idle", "connecting", "connected", "reconnecting" or
@@ -85,6 +87,11 @@ export class KvmConsole extends HTMLElement {
     this.rtt = 0;
     this.fps = 0;
     this.kbps = 0;
+    this.transport = 'tiles';
+    this.codec = 'tiles';
+    this.bitrate = 0;
+    /** set once this connection asked the server to leave video */
+    this.leftVideo = false;
     this.sample = { t: performance.now(), frames: 0, bytes: 0 };
     this.statsTimer = 0;
     this.flashTimer = 0;
@@ -208,6 +215,9 @@ export class KvmConsole extends HTMLElement {
     clearTimeout(this.retryTimer);
     if (this.conn) this.dropConnection(1000, 'reconnect');
     this.setState('connecting');
+    this.transport = this.codec = 'tiles';
+    this.bitrate = 0;
+    this.leftVideo = false;
     const conn = new Connection(this.url, {
       onOpen: () => {},
       onBytes: (n) => { this.bytesReceived += n; },
@@ -260,6 +270,12 @@ export class KvmConsole extends HTMLElement {
         break;
       case 'stats':
         this.rtt = Math.round(Number(m.rtt) || 0);
+        this.bitrate = Math.round(Number(m.bitrate) || 0);
+        break;
+      case 'transport':
+        this.transport = String(m.transport ?? 'tiles');
+        this.codec = String(m.codec ?? 'tiles');
+        this.emit('transport', { transport: this.transport, codec: this.codec });
         break;
       case 'ticket':
         this.renewTicket(m.ticket);
@@ -284,7 +300,21 @@ export class KvmConsole extends HTMLElement {
         this.attempt = 0;
         conn.send({ t: 'ack', f: n });
         this.emit('frame', { frame: n, width: this.screen.width, height: this.screen.height });
-      }, (e) => conn.fail(`frame ${n}: ${e?.message ?? e}`));
+      }, (e) => {
+        if (e?.name !== 'VideoError') {
+          conn.fail(`frame ${n}: ${e?.message ?? e}`);
+          return;
+        }
+        // This browser cannot decode the video: continue on tiles. The
+        // frame is acknowledged all the same, so that the server's flow
+        // control lets the tiles frame through.
+        if (conn !== this.conn) return;
+        conn.send({ t: 'ack', f: n });
+        if (this.leftVideo) return;
+        this.leftVideo = true;
+        this.emit('error', { message: `video: ${e.message}; using tiles`, fatal: false });
+        conn.send({ t: 'transport', transport: 'tiles' });
+      });
     }
   }
 
@@ -352,8 +382,9 @@ export class KvmConsole extends HTMLElement {
       rtt: this.rtt,
       fps: this.fps,
       kbps: this.kbps,
-      transport: 'tiles',
-      codec: 'tiles',
+      transport: this.transport,
+      codec: this.codec,
+      bitrate: this.bitrate,
     };
   }
 
@@ -396,6 +427,17 @@ export class KvmConsole extends HTMLElement {
 
   /** @param {"auto"|"lossless"|"low"} mode */
   setQuality(mode) { return this.send({ t: 'quality', mode }); }
+
+  /**
+   * Asks for another transport; the `transport` event reports what the
+   * server chose. The URL's `transport=` query picks the first one.
+   * @param {"tiles"|"wsvideo"|"webrtc"} transport
+   * @param {"vp8"|"h264"} [codec] default: the server's choice
+   */
+  setTransport(transport, codec) {
+    const msg = codec ? { t: 'transport', transport, codec } : { t: 'transport', transport };
+    return this.send(msg);
+  }
 
   /** Focuses the console so it gets the keyboard. */
   focus() { this.view.focus({ preventScroll: true }); }

@@ -9,6 +9,7 @@ export const SUBPROTOCOL = 'kvmgate.v1';
 export const Rec = Object.freeze({
   RESIZE: 0x10, FILL: 0x11, PNG: 0x12, JPEG: 0x13,
   DEFLATE: 0x14, COPY: 0x15, CURSOR: 0x16, FRAME_END: 0x17,
+  VIDEO_CONFIG: 0x20, VIDEO_FRAME: 0x21,
 });
 
 /** Close code the client uses when the server breaks the protocol. */
@@ -90,7 +91,9 @@ export class Inflater {
  *  | {type: 'pixels', x: number, y: number, w: number, h: number, palette: Uint8Array|null, data: Promise<Uint8Array>}
  *  | {type: 'copy', sx: number, sy: number, w: number, h: number, dx: number, dy: number}
  *  | {type: 'cursor', w: number, h: number, hx: number, hy: number, rgba: Uint8Array}
- *  | {type: 'frame', n: number, time: number}} Record
+ *  | {type: 'frame', n: number, time: number}
+ *  | {type: 'vconfig', w: number, h: number, codec: string}
+ *  | {type: 'vframe', key: boolean, time: number, data: Uint8Array}} Record
  */
 
 /**
@@ -174,6 +177,23 @@ export function parseRecords(buf, inflater) {
         need(8, 'frame end');
         out.push({ type: 'frame', n: u32(), time: u32() });
         break;
+      case Rec.VIDEO_CONFIG: {
+        need(5, 'video config');
+        const w = u16(), h = u16(), n = bytes[p++];
+        need(n, 'video config');
+        const codec = String.fromCharCode(...bytes.subarray(p, p + n));
+        p += n;
+        out.push({ type: 'vconfig', w, h, codec });
+        break;
+      }
+      case Rec.VIDEO_FRAME: {
+        need(9, 'video frame');
+        const key = (bytes[p++] & 1) === 1, time = u32(), n = u32();
+        need(n, 'video frame');
+        out.push({ type: 'vframe', key, time, data: bytes.slice(p, p + n) });
+        p += n;
+        break;
+      }
       default:
         throw new ProtocolError(`unknown record type 0x${type.toString(16)} at byte ${p - 1}`);
     }
