@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -392,4 +393,34 @@ func TestServeRFB(t *testing.T) {
 	}
 	cl.Close()
 	<-rdone
+}
+
+// TestHeartbeatAndIdleTimeout: pings arrive at the heartbeat period, and a
+// connection that carries nothing is closed after the idle timeout.
+func TestHeartbeatAndIdleTimeout(t *testing.T) {
+	addr := echoTarget(t, nil)
+	h, err := New(Options{Target: addr, Heartbeat: 20 * time.Millisecond, IdleTimeout: 300 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, h)
+	ws, _, err := websocket.DefaultDialer.Dial(base+"/websockify", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var pings atomic.Int32
+	ws.SetPingHandler(func(string) error {
+		pings.Add(1)
+		return nil
+	})
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err = ws.ReadMessage() // nothing comes but pings, then the close
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("read: %v; want the server to close the idle connection", err)
+	}
+	if pings.Load() == 0 {
+		t.Error("no heartbeat ping arrived")
+	}
 }
