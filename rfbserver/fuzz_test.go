@@ -106,3 +106,67 @@ func FuzzServeConn(f *testing.F) {
 		<-drained
 	})
 }
+
+// FuzzHostileBesideGood runs each fuzzed client next to a well-behaved one
+// (kvmgate's RFB client, connected for the whole run) on the same server:
+// after every hostile connection, a change to the picture must still reach
+// the good client.
+func FuzzHostileBesideGood(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
+	be := newBackend(f, 64, 48)
+	s := &Server{FB: be.fb, Input: newRecorder(), MaxCutText: 1 << 10, Logger: slog.New(slog.DiscardHandler)}
+	addr := startServer(f, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Cleanup(cancel)
+	opts := rfb.NewOptions()
+	opts.Encodings = []rfb.Encoding{rfb.EncodingTight, rfb.EncodingZRLE}
+	good, err := rfb.Dial(ctx, addr, opts)
+	if err != nil {
+		f.Fatal(err)
+	}
+	goodFB := framebuffer.New()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		good.Run(ctx, goodFB)
+	}()
+	f.Cleanup(func() {
+		good.Close()
+		<-done
+	})
+	var n uint32
+
+	f.Fuzz(func(t *testing.T, msgs []byte) {
+		if len(msgs) > 1<<16 {
+			return
+		}
+		a, b := net.Pipe()
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			s.ServeConn(context.Background(), a)
+		}()
+		go io.Copy(io.Discard, b)
+		b.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		b.Write(handshake38)
+		b.Write(msgs)
+		b.Close()
+		<-served
+
+		n++
+		colour := 0xff000000 | n&0xffffff
+		r := framebuffer.Rect{X: int(n % 60), Y: int(n % 44), W: 4, H: 4}
+		be.canvas.Fill(r, colour)
+		be.batch.Damage(r)
+		be.fb.Publish(be.canvas, &be.batch)
+		deadline := time.Now().Add(10 * time.Second)
+		for !goodFB.Snapshot().Equal(be.canvas) {
+			if time.Now().After(deadline) {
+				t.Fatal("the good client stopped getting updates after a hostile one")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+}
