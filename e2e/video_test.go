@@ -112,3 +112,39 @@ func waitPSNR(t *testing.T, p *browsertest.Page, fb *framebuffer.Framebuffer, mi
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestWebSocketVideoFallback takes WebCodecs away from the page: asked for
+// video, the client tells the server it cannot decode it and the console
+// continues on tiles over the same connection, pixel-exact.
+func TestWebSocketVideoFallback(t *testing.T) {
+	if err := video.Available(video.VP8); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, con, err := demo.Start(ctx, demo.Options{
+		Width: 640, Height: 400, PauseAnimation: true,
+		Now:    func() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-con.Done()
+	})
+	_, hs := startServer(t, server.Options{Target: "vnc://" + addr})
+	b := browsertest.Launch(t)
+	p := b.NewPage(t, hs.URL+"/?transport=wsvideo")
+	waitConnected(t, p)
+	// Reconnect without WebCodecs.
+	p.MustEval(t, `delete window.VideoDecoder; window.VideoDecoder = undefined; `+el+`.connect()`)
+	p.WaitFor(t, el+`.state === 'connected' && `+el+`.stats().transport === 'tiles'`, wait)
+	waitSame(t, p, con.Framebuffer())
+	p.MustEval(t, el+`.focus()`)
+	p.Type(t, "echo tiles")
+	p.KeyPress(t, "Enter")
+	waitText(t, con, "\ntiles")
+	waitSame(t, p, con.Framebuffer())
+}
