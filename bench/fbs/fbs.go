@@ -200,6 +200,10 @@ type Meta struct {
 	// Password is set when the server asked for VNC authentication; the
 	// replay answers the recorded challenge with anything.
 	Password bool `json:"password,omitempty"`
+	// Link names the emulated path the recording was made through (a
+	// harness link profile, see Throttle); empty for loopback. Timestamps
+	// of a throttled recording are arrival times at the client.
+	Link string `json:"link,omitempty"`
 	// Width and Height are the screen size at the start.
 	Width  int `json:"width,omitempty"`
 	Height int `json:"height,omitempty"`

@@ -96,6 +96,16 @@ func TestReadMonotonic(t *testing.T) {
 }
 
 func TestRelayRecordsServerBytes(t *testing.T) {
+	for _, th := range []*Throttle{nil, {Bitrate: 8e6, RTT: 40 * time.Millisecond, Loss: 0.1}} {
+		name := "loopback"
+		if th != nil {
+			name = "throttled"
+		}
+		t.Run(name, func(t *testing.T) { testRelay(t, th) })
+	}
+}
+
+func testRelay(t *testing.T, th *Throttle) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +125,8 @@ func TestRelayRecordsServerBytes(t *testing.T) {
 	}()
 	var file bytes.Buffer
 	w, _ := NewWriter(&file)
-	r, err := StartRelay(ln.Addr().String(), w, time.Now())
+	start := time.Now()
+	r, err := StartRelay(ln.Addr().String(), w, start, th)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +161,16 @@ func TestRelayRecordsServerBytes(t *testing.T) {
 	}
 	if !bytes.Equal(rec, sent) {
 		t.Fatalf("recorded %d bytes, want the %d the server sent", len(rec), len(sent))
+	}
+	if th != nil {
+		// Lower bounds only: the first bytes cross the path once, the last
+		// ones also wait for 100 kB to pass an 8 Mbit/s bottleneck.
+		if first := blocks[0].Ms; first < 20 {
+			t.Errorf("first block recorded at %d ms, before the 20 ms one-way delay", first)
+		}
+		if last := blocks[len(blocks)-1].Ms; last < 100 {
+			t.Errorf("last block recorded at %d ms; 100 kB need 100 ms at 8 Mbit/s", last)
+		}
 	}
 }
 

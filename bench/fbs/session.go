@@ -57,6 +57,12 @@ type Session struct {
 // started together share one clock. It returns once the handshake is done
 // and the client is running.
 func StartSession(ctx context.Context, addr string, m Meta, path string, start time.Time) (*Session, error) {
+	return StartThrottledSession(ctx, addr, m, path, start, nil)
+}
+
+// StartThrottledSession is StartSession over a path shaped by th (see
+// Throttle); m.Link should name the path.
+func StartThrottledSession(ctx context.Context, addr string, m Meta, path string, start time.Time, th *Throttle) (*Session, error) {
 	opts, err := m.Options()
 	if err != nil {
 		return nil, err
@@ -76,7 +82,7 @@ func StartSession(ctx context.Context, addr string, m Meta, path string, start t
 		f.Close()
 		return nil, err
 	}
-	if s.relay, err = StartRelay(addr, s.w, start); err != nil {
+	if s.relay, err = StartRelay(addr, s.w, start, th); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -58,8 +58,12 @@ type Workload struct {
 	Name string
 	// Source is the lossless recording: the source frames.
 	Source string
-	// Baseline is the recording at noVNC's defaults.
+	// Baseline is the recording at noVNC's defaults, on loopback.
 	Baseline string
+	// Throttled maps a link profile's name to a recording at noVNC's
+	// defaults made at the same time through that emulated path
+	// (name-novnc@LINK.fbs.gz), where there is one.
+	Throttled map[string]string
 }
 
 // FindWorkloads returns the workloads in dir: every name.fbs.gz with a
@@ -75,7 +79,7 @@ func FindWorkloads(dir string) ([]Workload, error) {
 	}
 	var ws []sized
 	for _, p := range paths {
-		if strings.HasSuffix(p, "-novnc.fbs.gz") {
+		if strings.HasSuffix(p, "-novnc.fbs.gz") || strings.Contains(filepath.Base(p), "-novnc@") {
 			continue
 		}
 		base := strings.TrimSuffix(p, ".fbs.gz") + "-novnc.fbs.gz"
@@ -87,7 +91,14 @@ func FindWorkloads(dir string) ([]Workload, error) {
 			return nil, fmt.Errorf("harness: %w", err)
 		}
 		name := strings.TrimSuffix(filepath.Base(p), ".fbs.gz")
-		ws = append(ws, sized{Workload{Name: name, Source: p, Baseline: base}, st.Size()})
+		wl := Workload{Name: name, Source: p, Baseline: base, Throttled: map[string]string{}}
+		prefix := strings.TrimSuffix(p, ".fbs.gz") + "-novnc@"
+		for _, l := range Profiles {
+			if tp := prefix + l.Name + ".fbs.gz"; fileExists(tp) {
+				wl.Throttled[l.Name] = tp
+			}
+		}
+		ws = append(ws, sized{wl, st.Size()})
 	}
 	if len(ws) == 0 {
 		return nil, fmt.Errorf("harness: no workloads (name.fbs.gz with name-novnc.fbs.gz) in %s", dir)
@@ -98,6 +109,11 @@ func FindWorkloads(dir string) ([]Workload, error) {
 		out[i] = s.w
 	}
 	return out, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // Options select what Run measures.
@@ -145,6 +161,9 @@ type Result struct {
 	LastArrivalMs float64 `json:"last_arrival_ms"`
 	// LostSegments is the number of TCP segments the emulator lost.
 	LostSegments int `json:"lost_segments,omitempty"`
+	// BaselinePath says, for the baseline, whether its recording was made
+	// through the link or on loopback and replayed over it.
+	BaselinePath string `json:"baseline_path,omitempty"`
 }
 
 // DB is a figure in decibels that may be +Inf (identical pictures); JSON
@@ -180,7 +199,17 @@ type stream struct {
 	cont   chan struct{}
 	errc   chan error
 	cur    fbs.Frame
-	ok     bool // cur holds a frame not yet released
+	ok     bool        // cur holds a frame not yet released
+	bs     *baseSource // nil for the source stream
+}
+
+// baseSource is one baseline recording being replayed: its picture, its
+// comparison with the source, and the results it feeds.
+type baseSource struct {
+	v       *framebuffer.Viewer
+	mirror  framebuffer.Canvas
+	match   *matcher
+	viewers []*baselineViewer
 }
 
 func startStream(ctx context.Context, path string) (*stream, error) {
@@ -247,14 +276,49 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 	}
 	streams := []*stream{src}
 	sim := framebuffer.New()
-	var base *stream
 	var viewers []*tilesViewer
-	var bases []*baselineViewer
+	// Baselines: one stream per throttled recording used, plus the
+	// loopback one for the links that have none.
+	baseByPath := map[string]*stream{}
+	baseStream := func(path string, lag time.Duration) (*stream, error) {
+		if bs, ok := baseByPath[path]; ok {
+			return bs, nil
+		}
+		bs, err := startStream(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		bs.bs = &baseSource{v: bs.fb.Subscribe(), match: &matcher{lag: lag, res: newResult(w, Baseline, Link{})}}
+		baseByPath[path] = bs
+		streams = append(streams, bs)
+		return bs, nil
+	}
 	for _, enc := range opts.Encoders {
 		for _, l := range opts.Links {
 			switch enc {
 			case Baseline:
-				bases = append(bases, &baselineViewer{res: newResult(w, enc, l), emu: newEmulator(l)})
+				path, throttled := w.Throttled[l.Name]
+				lag := skewWindow
+				if throttled {
+					lag = time.Second + l.RTT/2
+				} else {
+					path = w.Baseline
+				}
+				bs, err := baseStream(path, lag)
+				if err != nil {
+					return nil, err
+				}
+				b := &baselineViewer{res: newResult(w, enc, l)}
+				if throttled {
+					b.res.BaselinePath = "recorded through the link"
+				} else {
+					b.emu = newEmulator(l)
+					b.res.BaselinePath = "loopback recording replayed over the link"
+					if l.Name == Profiles[0].Name {
+						b.res.BaselinePath = "loopback recording"
+					}
+				}
+				bs.bs.viewers = append(bs.bs.viewers, b)
 			case TilesLossless, TilesLossy, TilesAdaptive:
 				viewers = append(viewers, newTilesViewer(sim, w, enc, l, opts.JPEGQuality))
 			default:
@@ -262,25 +326,13 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 			}
 		}
 	}
-	if len(bases) > 0 {
-		if base, err = startStream(ctx, w.Baseline); err != nil {
-			return nil, err
-		}
-		streams = append(streams, base)
-	}
 	// ref mirrors the source picture as of the latest source frame. sim is
 	// the framebuffer the tiles viewers watch: it gets each source frame
 	// once the time of the frame after it is known, so a viewer's sends
 	// between the two see the right picture.
 	refV := src.fb.Subscribe()
 	var ref framebuffer.Canvas
-	var baseMirror framebuffer.Canvas
-	var baseV *framebuffer.Viewer
-	if base != nil {
-		baseV = base.fb.Subscribe()
-	}
 	var batch framebuffer.Batch
-	match := &matcher{res: newResult(w, Baseline, Link{})}
 	var lastChange time.Duration
 	sourceFrames := 0
 	simT := time.Duration(-1) // time of the frame sim holds; -1: none yet
@@ -332,14 +384,18 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 			}
 			sim.Publish(&ref, &batch)
 			simT = t
-			if len(bases) > 0 {
-				match.source(t, &ref)
+			if len(streams) > 1 {
+				tp := newTimedPic(t, &ref) // shared, never modified
+				for _, c := range streams[1:] {
+					c.bs.match.source(tp)
+				}
 			}
 		} else {
-			baseV.Take(&baseMirror)
-			match.baseline(t, &baseMirror)
-			for _, b := range bases {
-				b.frame(t, f, &baseMirror)
+			bs := s.bs
+			bs.v.Take(&bs.mirror)
+			bs.match.baseline(t, &bs.mirror)
+			for _, b := range bs.viewers {
+				b.frame(t, f, &bs.mirror)
 			}
 		}
 		s.release()
@@ -358,12 +414,24 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 	for _, v := range viewers {
 		out = append(out, v.finish(&ref, finalHash, lastChange))
 	}
-	match.flush(time.Duration(math.MaxInt64))
-	for _, b := range bases {
-		b.qual.sumSSE, b.qual.samples = match.q.sumSSE, match.q.samples
-		b.qual.sumSSIM, b.qual.frames = match.q.sumSSIM, match.q.frames
-		b.res.MinPSNR = match.res.MinPSNR
-		out = append(out, b.finish(&baseMirror, &ref, finalHash, lastChange))
+	var bout []Result
+	for _, c := range streams[1:] {
+		bs := c.bs
+		bs.match.flush(time.Duration(math.MaxInt64))
+		for _, b := range bs.viewers {
+			b.qual.sumSSE, b.qual.samples = bs.match.q.sumSSE, bs.match.q.samples
+			b.qual.sumSSIM, b.qual.frames = bs.match.q.sumSSIM, bs.match.q.frames
+			b.res.MinPSNR = bs.match.res.MinPSNR
+			bout = append(bout, b.finish(&bs.mirror, &ref, finalHash, lastChange))
+		}
+	}
+	// Report baselines in link order.
+	for _, l := range opts.Links {
+		for _, r := range bout {
+			if r.Link == l.Name {
+				out = append(out, r)
+			}
+		}
 	}
 	for i := range out {
 		out[i].SourceFrames = sourceFrames
@@ -617,10 +685,12 @@ func (v *tilesViewer) finish(final *framebuffer.Canvas, finalHash uint64, lastCh
 	return *v.res
 }
 
-// baselineViewer replays the noVNC-defaults recording over a link: every
-// byte the server sent is delivered in order (the server already sent it;
-// see docs/benchmarks.md for why this overstates the baseline's bytes on
-// slow links).
+// baselineViewer follows a noVNC-defaults recording. A recording made
+// through the link's emulated path (emu nil) already holds what the server
+// sent over that link and when it arrived. Otherwise the loopback
+// recording is replayed over the emulator: every byte is delivered in order
+// (the server already sent it), which overstates the baseline's bytes on
+// slow links, where a real server would have merged updates.
 type baselineViewer struct {
 	res    *Result
 	emu    *emulator
@@ -632,39 +702,59 @@ func (b *baselineViewer) frame(t time.Duration, f fbs.Frame, pic *framebuffer.Ca
 	n := int(f.Offset - b.offset)
 	b.offset = f.Offset
 	n += wsHeader(n)
-	arrive := b.emu.send(t, n)
+	arrive := t // a throttled recording's times are arrival times
+	if b.emu != nil {
+		arrive = b.emu.send(t, n)
+	}
 	b.res.WireBytes += int64(n)
 	b.res.Frames++
 	b.qual.show(pic, arrive)
 }
 
-// skewWindow is how far apart in time the two recordings of a workload may
-// show the same picture: the two connections get their updates at slightly
+// skewWindow is how far apart in time the recordings of a workload may
+// show the same picture: the connections get their updates at slightly
 // different moments, so each baseline picture is compared with the
-// best-matching source picture within ±skewWindow of it.
+// best-matching source picture from skewWindow after it back to its
+// matcher's lag before it (skewWindow on loopback; one second plus the
+// one-way delay through a throttled link, whose pictures arrive late).
+// Only lateness beyond that counts as error.
 const skewWindow = 250 * time.Millisecond
 
+// maxRing bounds the source pictures a matcher keeps (3 MB each at
+// 1024×768).
+const maxRing = 48
+
 type timedPic struct {
-	t   time.Duration
-	pic *framebuffer.Canvas
+	t    time.Duration
+	pic  *framebuffer.Canvas
+	rows []uint64 // hash of each row, to skip equal rows cheaply
+}
+
+func newTimedPic(t time.Duration, pic *framebuffer.Canvas) timedPic {
+	c := pic.Clone()
+	return timedPic{t, c, rowHashes(c)}
 }
 
 // matcher compares the baseline's pictures with the source's, allowing for
 // the skew between the two recordings.
 type matcher struct {
+	lag     time.Duration // how far back a baseline picture may match
 	res     *Result
 	q       quality
 	ring    []timedPic // source pictures, oldest first
 	pending []timedPic // baseline pictures waiting for later source ones
 }
 
-func (m *matcher) source(t time.Duration, pic *framebuffer.Canvas) {
-	m.ring = append(m.ring, timedPic{t, pic.Clone()})
-	m.flush(t)
+func (m *matcher) source(tp timedPic) {
+	if len(m.ring) >= maxRing {
+		m.ring = m.ring[1:]
+	}
+	m.ring = append(m.ring, tp)
+	m.flush(tp.t)
 }
 
 func (m *matcher) baseline(t time.Duration, pic *framebuffer.Canvas) {
-	m.pending = append(m.pending, timedPic{t, pic.Clone()})
+	m.pending = append(m.pending, newTimedPic(t, pic))
 }
 
 // flush compares the baseline pictures whose window the source has passed
@@ -673,16 +763,29 @@ func (m *matcher) flush(now time.Duration) {
 	for len(m.pending) > 0 && (now == time.Duration(math.MaxInt64) || m.pending[0].t+skewWindow <= now) {
 		p := m.pending[0]
 		m.pending = m.pending[1:]
-		var best *framebuffer.Canvas
-		bestSSE := math.Inf(1)
+		// Candidates: the source picture current when the window opens and
+		// every later one up to its end, tried nearest in time first so
+		// that the bound prunes the rest early.
+		var cand []int
 		for i, s := range m.ring {
 			if s.t > p.t+skewWindow {
 				break
 			}
-			if s.t < p.t-skewWindow && i+1 < len(m.ring) && m.ring[i+1].t <= p.t-skewWindow {
+			if s.t < p.t-m.lag && i+1 < len(m.ring) && m.ring[i+1].t <= p.t-m.lag {
 				continue // superseded before the window opened
 			}
-			if e, _ := sseBound(p.pic, s.pic, bestSSE); e < bestSSE {
+			cand = append(cand, i)
+		}
+		dist := func(i int) time.Duration {
+			d := m.ring[i].t - p.t
+			return max(d, -d)
+		}
+		sort.Slice(cand, func(a, b int) bool { return dist(cand[a]) < dist(cand[b]) })
+		var best *framebuffer.Canvas
+		bestSSE := math.Inf(1)
+		for _, i := range cand {
+			s := m.ring[i]
+			if e := sseRows(p.pic, s.pic, p.rows, s.rows, bestSSE); e < bestSSE {
 				best, bestSSE = s.pic, e
 			}
 		}
@@ -691,9 +794,9 @@ func (m *matcher) flush(now time.Duration) {
 		}
 	}
 	// Keep the source picture current at the oldest window's start.
-	from := now - skewWindow
+	from := now - m.lag
 	if len(m.pending) > 0 {
-		from = m.pending[0].t - skewWindow
+		from = m.pending[0].t - m.lag
 	}
 	k := 0
 	for k+1 < len(m.ring) && m.ring[k+1].t <= from {
@@ -703,7 +806,9 @@ func (m *matcher) flush(now time.Duration) {
 }
 
 func (b *baselineViewer) finish(pic, final *framebuffer.Canvas, finalHash uint64, lastChange time.Duration) Result {
-	b.res.LostSegments = b.emu.lost
+	if b.emu != nil {
+		b.res.LostSegments = b.emu.lost
+	}
 	b.qual.finish(b.res, pic, final, finalHash, lastChange)
 	return *b.res
 }

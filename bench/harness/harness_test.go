@@ -59,8 +59,11 @@ func TestRunQuickSmallest(t *testing.T) {
 				t.Errorf("%s: PSNR %v dB, final %v dB: want at least 30", name, r.PSNR, r.FinalPSNR)
 			}
 		case Baseline:
-			if r.WireBytes <= recorded {
+			if r.Link == Profiles[0].Name && r.WireBytes <= recorded {
 				t.Errorf("%s: %d wire bytes for %d recorded server bytes plus framing", name, r.WireBytes, recorded)
+			}
+			if _, ok := w.Throttled[r.Link]; ok != (r.BaselinePath == "recorded through the link") {
+				t.Errorf("%s: baseline path %q, throttled recording present: %v", name, r.BaselinePath, ok)
 			}
 		}
 		if r.Encoder == TilesAdaptive && r.LosslessAfterMs < 0 {

@@ -125,3 +125,39 @@ func hashCanvas(c *framebuffer.Canvas) uint64 {
 	}
 	return h.Sum64()
 }
+
+// rowHashes returns a hash of every row of c.
+func rowHashes(c *framebuffer.Canvas) []uint64 {
+	rows := make([]uint64, c.H)
+	for y := range rows {
+		rows[y] = maphash.Bytes(hashSeed, c.Row(0, y, c.W))
+	}
+	return rows
+}
+
+// sseRows is sseBound for canvases whose row hashes are known: rows with
+// equal hashes count as equal without comparing them.
+func sseRows(a, b *framebuffer.Canvas, ra, rb []uint64, bound float64) float64 {
+	if a.W != b.W || a.H != b.H || len(ra) != a.H || len(rb) != b.H {
+		return math.Inf(1)
+	}
+	var total uint64
+	for y := 0; y < a.H; y++ {
+		if ra[y] == rb[y] {
+			continue
+		}
+		pa, pb := a.Row(0, y, a.W), b.Row(0, y, b.W)
+		var s uint64
+		for i := 0; i < len(pa); i += 4 {
+			dr := int(pa[i]) - int(pb[i])
+			dg := int(pa[i+1]) - int(pb[i+1])
+			db := int(pa[i+2]) - int(pb[i+2])
+			s += uint64(dr*dr + dg*dg + db*db)
+		}
+		total += s
+		if float64(total) > bound {
+			break
+		}
+	}
+	return float64(total)
+}

@@ -3,17 +3,20 @@
 // Linux guest's VGA text console scrolling, a TigerVNC Xvnc desktop with an
 // xterm scrolling text and a ticking xclock, and photo-like motion in Xvnc.
 //
-// Each workload is recorded twice at once, over two connections to the same
-// server with one shared clock: by kvmgate's rfb client with its default
-// (lossless) encodings, the source of exact frames, and by the same client
+// Each workload is recorded over several connections to the same server at
+// once, with one shared clock: by kvmgate's rfb client with its default
+// (lossless) encodings, the source of exact frames; by the same client
 // asking what noVNC asks by default (Tight, quality 6, compression 2), the
-// websockify+noVNC baseline. Usage:
+// websockify+noVNC baseline, on loopback; and that baseline again through
+// each slower link profile of bench/harness (a throttling relay, so the
+// server adapts to the link as it would in the field). Usage:
 //
 //	go run ./bench/cmd/recordset -o bench/testdata [-only linux-console]
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -23,6 +26,7 @@ import (
 	"time"
 
 	"kvmgate/bench/fbs"
+	"kvmgate/bench/harness"
 	"kvmgate/internal/testserver"
 )
 
@@ -80,9 +84,11 @@ func record(w workload, dir string) (err error) {
 	return p.stop()
 }
 
-// pair is the two recordings of one workload.
+// pair is the recordings of one workload: the source, the baseline on
+// loopback, and the baseline through each slower link profile.
 type pair struct {
 	src, base *fbs.Session
+	throttled []*fbs.Session
 	srcPath   string
 	basePath  string
 }
@@ -104,23 +110,54 @@ func startPair(t *tb, addr string, w workload, dir string) *pair {
 		p.src.Stop()
 		t.Fatalf("baseline recording: %v", err)
 	}
+	for _, l := range harness.Profiles[1:] {
+		bm := m.NoVNC()
+		bm.Link = l.Name
+		path := filepath.Join(dir, w.name+"-novnc@"+l.Name+".fbs.gz")
+		th := &fbs.Throttle{Bitrate: l.Bitrate, RTT: l.RTT, Loss: l.Loss}
+		s, err := fbs.StartThrottledSession(ctx, addr, bm, path, start, th)
+		if err != nil {
+			p.stop()
+			t.Fatalf("baseline recording through %s: %v", l.Name, err)
+		}
+		p.throttled = append(p.throttled, s)
+	}
 	return p
 }
 
+// drainTimeout bounds how long the throttled baselines may take to catch
+// up with the source after the workload's script ends. Lossy baselines
+// never equal the lossless source, so they always take this long; every
+// recording of the workload then goes on as long.
+const drainTimeout = 10 * time.Second
+
+// drain waits until every throttled baseline shows the source's picture,
+// or drainTimeout passes.
+func (p *pair) drain() {
+	deadline := time.Now().Add(drainTimeout)
+	for _, s := range p.throttled {
+		for time.Now().Before(deadline) {
+			if s.Framebuffer().Snapshot().Equal(p.src.Framebuffer().Snapshot()) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
 func (p *pair) stop() error {
-	m1, err1 := p.src.Stop()
-	m2, err2 := p.base.Stop()
-	if err1 != nil {
-		return err1
-	}
-	if err2 != nil {
-		return err2
-	}
-	for _, m := range []fbs.Meta{m1, m2} {
-		slog.Info("recorded", "name", m.Name, "client", m.Client, "server", m.Server,
+	p.drain()
+	var errs []error
+	for _, s := range append([]*fbs.Session{p.src, p.base}, p.throttled...) {
+		m, err := s.Stop()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		slog.Info("recorded", "name", m.Name, "client", m.Client, "link", m.Link, "server", m.Server,
 			"size", fmt.Sprintf("%dx%d", m.Width, m.Height), "bytes", m.Bytes, "ms", m.DurationMs)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func recordSeaBIOS(t *tb, rec func(string) *pair) {
