@@ -1017,3 +1017,45 @@ func BenchmarkNoVNCRelays(b *testing.B) {
 		b.ReportMetric(r.p50, key+"-p50-ms")
 	}
 }
+
+// TestNoVNCClipboardAndPassword connects noVNC to a re-encoded console that
+// needs a per-session VNC password, then exchanges non-Latin-1 clipboard
+// text both ways, which only the Extended Clipboard can carry intact.
+func TestNoVNCClipboardAndPassword(t *testing.T) {
+	t.Parallel()
+	fake := &sessiontest.Backend{W: 320, H: 200}
+	hub := session.NewHub(session.Options{Open: fake.Open, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(hub.Close)
+	env := novncServe(t, websockify.Options{
+		Target: "vnc://fake.test:5900", Mode: websockify.ModeReencode, Hub: hub,
+		Password: func(string) string { return "pa55word" },
+	})
+	b := browsertest.Launch(t)
+	ws := "ws" + strings.TrimPrefix(env.url, "http") + "/websockify"
+
+	// A wrong password is refused.
+	bad := b.NewPage(t, env.url+"/novnc/kvmgate-novnc.html?"+url.Values{"url": {ws}, "password": {"nope"}}.Encode())
+	bad.WaitFor(t, `window.novncSecurityFailure !== undefined && window.novncState.startsWith('disconnected')`, novncWait)
+	bad.Close(t)
+
+	p := novncOpen(t, b, env.url, ws, url.Values{"password": {"pa55word"}})
+	s := onlyNoVNCSession(t, hub)
+	<-fake.Last().Ready
+
+	const toConsole = "Grüße aus noVNC ✓\nzweite Zeile"
+	arg, _ := json.Marshal(toConsole)
+	p.MustEval(t, `novnc.clipboardPasteFrom(`+string(arg)+`)`)
+	deadline := time.Now().Add(novncWait)
+	for fake.Last().ClipboardText() != toConsole {
+		if time.Now().After(deadline) {
+			t.Fatalf("console clipboard %q, want %q", fake.Last().ClipboardText(), toConsole)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	const toBrowser = "从控制台 → noVNC"
+	s.Framebuffer().SetClipboard(toBrowser)
+	want, _ := json.Marshal(toBrowser)
+	p.WaitFor(t, `window.novncClipboard === `+string(want), novncWait)
+	novncNoErrors(t, p)
+}
