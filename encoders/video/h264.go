@@ -1,4 +1,4 @@
-//go:build cgo && !noopenh264
+//go:build cgo && openh264
 
 package video
 

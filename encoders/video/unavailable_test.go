@@ -1,4 +1,4 @@
-//go:build !cgo || (novpx && noopenh264)
+//go:build !cgo || (!libvpx && !openh264)
 
 package video_test
 
@@ -12,8 +12,8 @@ import (
 // TestUnavailable checks what a build without the codec libraries says.
 func TestUnavailable(t *testing.T) {
 	want := map[string]string{
-		video.VP8:  "vp8: libvpx not available in this build",
-		video.H264: "h264: openh264 not available in this build",
+		video.VP8:  "vp8: libvpx not available in this build (build with -tags libvpx and Debian libvpx-dev)",
+		video.H264: "h264: openh264 not available in this build (build with -tags openh264 and Debian libopenh264-dev)",
 	}
 	for codec, msg := range want {
 		err := video.Available(codec)

@@ -3,10 +3,14 @@
 // and WebRTC transports, and decodes such streams back for tests and
 // benchmarks.
 //
-// The codecs are C libraries reached through cgo. A binary built without
-// cgo (CGO_ENABLED=0), or with the build tags novpx or noopenh264, still
-// builds and runs: New and NewDecoder then return an *UnavailableError and
-// viewers stay on tiles.
+// The codecs are C libraries reached through cgo, compiled in only with the
+// build tags libvpx and openh264 (Debian's libvpx-dev and libopenh264-dev):
+//
+//	go build -tags libvpx,openh264 ./cmd/kvmgate
+//
+// A plain build needs no C library at build or run time: New and NewDecoder
+// then return an *UnavailableError naming what is missing, and viewers stay
+// on tiles.
 //
 // Encoders hold C memory and are not safe for concurrent use: one goroutine
 // (a viewer's sender) owns each one and must Close it.

@@ -1,4 +1,4 @@
-//go:build cgo && !novpx
+//go:build cgo && libvpx
 
 package video
 
