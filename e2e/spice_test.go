@@ -1,16 +1,27 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"kvmgate/backend"
+	"kvmgate/client"
 	"kvmgate/framebuffer"
 	"kvmgate/internal/browsertest"
 	"kvmgate/internal/testserver"
 	"kvmgate/server"
-	_ "kvmgate/spice" // spice:// targets
+	"kvmgate/spice"
 )
 
 // spiceQEMU starts a SeaBIOS machine with a QXL card and a SPICE server on a
@@ -131,4 +142,139 @@ func TestSPICEBrowser(t *testing.T) {
 		t.Errorf("the boot menu screen differs from the prompt only in %v", d)
 	}
 	noErrors(t, p)
+}
+
+// BenchmarkSPICEConsoleBytes measures the bytes of a Linux console
+// workload on a QXL (KMS) framebuffer: from QEMU's SPICE server to kvmgate,
+// and from kvmgate to the browser's canvas client, for each image
+// compression kvmgate can ask the server for. The workload, typed in the
+// page, lists /bin KVMGATE_SPICE_BENCH_ITERS times (default 60), 0.2 s
+// apart.
+func BenchmarkSPICEConsoleBytes(b *testing.B) {
+	iters := 60
+	if s := os.Getenv("KVMGATE_SPICE_BENCH_ITERS"); s != "" {
+		fmt.Sscan(s, &iters)
+	}
+	port := freeTCPPort(b)
+	q := testserver.StartQEMU(b, testserver.QEMUOptions{
+		Guest: testserver.GuestLinux, Modules: []string{"qxl"}, ColdBoot: true, VGA: "qxl",
+		ExtraArgs: []string{"-spice", "port=" + strconv.Itoa(port) + ",addr=127.0.0.1,disable-ticketing=on"},
+	})
+	q.WaitSettled(b, testserver.LinuxBootTimeout)
+	br := browsertest.Launch(b)
+	for _, comp := range []string{"auto_lz", "lz4", "quic", "off"} {
+		b.Run(comp, func(b *testing.B) {
+			var sc atomic.Pointer[spice.Client]
+			_, hs := startServerTB(b, server.Options{
+				Target: "spice://127.0.0.1:" + strconv.Itoa(port) + "?compression=" + comp,
+				Open: func(ctx context.Context, target string) (backend.Console, error) {
+					c, err := backend.Open(ctx, target, backend.Secrets{})
+					if c, ok := c.(*spice.Client); ok {
+						sc.Store(c)
+					}
+					return c, err
+				},
+			})
+			// One SPICE client at a time: this server (and its SPICE
+			// client) ends with the sub-benchmark.
+			p := br.NewPage(b, hs.URL+"/")
+			p.WaitFor(b, el+` && `+el+`.state === 'connected' && `+el+`.stats().framesDrawn > 0`, wait)
+			waitScreenTB(b, p, q)
+			for b.Loop() {
+				in0, out0 := sc.Load().BytesReceived(), bytesSent(b, hs.URL)
+				start := time.Now()
+				p.MustEval(b, el+`.focus()`)
+				p.Type(b, fmt.Sprintf("for i in $(seq %d); do ls -l /bin | head -40; sleep 0.2; done; echo SPICE-WL-DONE-%s > /dev/ttyS0\n", iters, comp))
+				q.WaitSerial(b, "SPICE-WL-DONE-"+comp, time.Duration(iters)*time.Second+time.Minute)
+				wall := time.Since(start)
+				q.WaitSettled(b, time.Minute)
+				waitScreenTB(b, p, q)
+				in, out := sc.Load().BytesReceived()-in0, bytesSent(b, hs.URL)-out0
+				b.ReportMetric(float64(in)/1e3, "kB-spice")
+				b.ReportMetric(float64(out)/1e3, "kB-browser")
+				b.ReportMetric(float64(out)/float64(in), "browser/spice")
+				b.ReportMetric(wall.Seconds(), "s-workload")
+			}
+			p.Close(b)
+		})
+	}
+}
+
+func freeTCPPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// bytesSent reads kvmgate_bytes_sent_total from the server's metrics.
+func bytesSent(t testing.TB, base string) uint64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "kvmgate_bytes_sent_total "); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no kvmgate_bytes_sent_total in /metrics")
+	return 0
+}
+
+// startServerTB is startServer for benchmarks.
+func startServerTB(tb testing.TB, opts server.Options) (*server.Server, *httptest.Server) {
+	tb.Helper()
+	opts.Client = client.FS
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	srv, err := server.New(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	tb.Cleanup(func() {
+		hs.CloseClientConnections()
+		srv.Close()
+		hs.Close()
+	})
+	return srv, hs
+}
+
+// waitScreenTB is waitScreen for benchmarks.
+func waitScreenTB(tb testing.TB, p *browsertest.Page, q *testserver.QEMU) {
+	tb.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		want, err := q.Screenshot()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		got, err := p.CanvasPixels("kvm-console")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		diff := compare(got, want)
+		if diff == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the browser's canvas differs from QEMU's screendump after %v: %s", wait, diff)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
 }

@@ -98,6 +98,8 @@ type Client struct {
 	log  *slog.Logger
 
 	mmTime atomic.Uint32
+	// received counts the bytes read from the server on all channels.
+	received atomic.Uint64
 	// images counts the images the display channel decoded, by type.
 	images [256]atomic.Uint64
 
@@ -215,6 +217,7 @@ func (c *Client) linkChannel(ctx context.Context, addr string, useTLS bool, conn
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	conn = countingConn{Conn: conn, n: &c.received}
 	if useTLS {
 		host, _, _ := net.SplitHostPort(addr)
 		tc := tls.Client(conn, c.tlsConfig(host))
@@ -249,6 +252,22 @@ func (c *Client) linkChannel(ctx context.Context, addr string, useTLS bool, conn
 		mini: res.mini, caps: res, log: c.log,
 	}, nil
 }
+
+// countingConn counts the bytes read through it.
+type countingConn struct {
+	net.Conn
+	n *atomic.Uint64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(uint64(n))
+	return n, err
+}
+
+// BytesReceived returns how many bytes the client has read from the server
+// on all channels (TLS records included), since Dial.
+func (c *Client) BytesReceived() uint64 { return c.received.Load() }
 
 // FirstFrame returns a channel closed once the first complete screen has
 // been published to the framebuffer: the server marks the end of the
@@ -514,10 +533,11 @@ func (c *Client) Info() backend.Info {
 		Server:   "SPICE " + strconv.Itoa(versionMajor) + "." + strconv.Itoa(versionMinor),
 		Name:     c.name,
 		Details: map[string]string{
-			"session_id": strconv.FormatUint(uint64(c.init.SessionID), 10),
-			"mouse_mode": mode,
-			"address":    c.addr,
-			"tls":        strconv.FormatBool(c.secure[ChannelMain]),
+			"session_id":     strconv.FormatUint(uint64(c.init.SessionID), 10),
+			"mouse_mode":     mode,
+			"address":        c.addr,
+			"tls":            strconv.FormatBool(c.secure[ChannelMain]),
+			"bytes_received": strconv.FormatUint(c.received.Load(), 10),
 		},
 	}
 }

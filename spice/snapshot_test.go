@@ -46,6 +46,10 @@ func TestFirstFrame(t *testing.T) {
 	if d := diff(got, want); d.W > 9 || d.H > 16 {
 		t.Fatalf("first frame differs from the screen in %v", d)
 	}
+	// A 720×400 screen, even compressed, is more than a few hundred bytes.
+	if n := c.BytesReceived(); n < 1000 || c.Info().Details["bytes_received"] == "0" {
+		t.Errorf("BytesReceived %d, Info %v", n, c.Info().Details)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
