@@ -142,7 +142,10 @@ func TestTwoViewersShareBackend(t *testing.T) {
 	if n := e.backend.Opens(); n != 1 {
 		t.Fatalf("backend opened %d times, want 1", n)
 	}
-	if l := e.srv.Hub().List(); len(l) != 1 || l[0].Viewers != 2 {
+	// The stalled viewer may by now have been dropped by its write deadline
+	// (on a slow machine the batches outlast it); the session itself and
+	// the fast viewer must carry on either way.
+	if l := e.srv.Hub().List(); len(l) != 1 || l[0].Viewers < 1 || l[0].Viewers > 2 {
 		t.Fatalf("sessions %+v", l)
 	}
 	// A tab that reconnects gets a full frame.
@@ -205,7 +208,10 @@ func TestSlowViewer(t *testing.T) {
 	if after > before+32<<20 {
 		t.Fatalf("heap grew from %d to %d bytes with a stalled viewer", before, after)
 	}
-	if l := e.srv.Hub().List(); len(l) != 1 || l[0].Viewers != 2 {
+	// The stalled viewer may by now have been dropped by its write deadline
+	// (on a slow machine the batches outlast it); the session itself and
+	// the fast viewer must carry on either way.
+	if l := e.srv.Hub().List(); len(l) != 1 || l[0].Viewers < 1 || l[0].Viewers > 2 {
 		t.Fatalf("sessions %+v", l)
 	}
 }

@@ -37,13 +37,12 @@ func testScreen(t *testing.T, w, h int, shift uint32) *framebuffer.Canvas {
 }
 
 type rig struct {
-	web     *bmcsim.Web
-	kvm     *bmcsim.KVM
-	con     backend.Console
-	fb      *framebuffer.Framebuffer
-	runErr  chan error
-	cancel  context.CancelFunc
-	secrets backend.Secrets
+	web    *bmcsim.Web
+	kvm    *bmcsim.KVM
+	con    backend.Console
+	fb     *framebuffer.Framebuffer
+	runErr chan error
+	cancel context.CancelFunc
 }
 
 func newSim(t *testing.T, wo bmcsim.WebOptions, ko bmcsim.KVMOptions, screen *framebuffer.Canvas) *bmcsim.Web {

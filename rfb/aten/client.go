@@ -80,15 +80,14 @@ type Client struct {
 	br   *bufio.Reader
 
 	// Set by the handshake, then read-only.
-	banner   string
-	blob     [SecurityBlobLen]byte
-	name     string
-	initW    int
-	initH    int
-	flags    ServerFlags
-	profile  Profile
-	readBuf  []byte
-	sessions []SessionMessage // owned by Run until published under mu
+	banner  string
+	blob    [SecurityBlobLen]byte
+	name    string
+	initW   int
+	initH   int
+	flags   ServerFlags
+	profile Profile
+	readBuf []byte
 
 	wmu sync.Mutex
 	// wmu serialises writes and guards the following.
