@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -63,7 +62,10 @@ func TestSnapshotCommand(t *testing.T) {
 	q.WaitSettled(t, time.Minute)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "kvmgate")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
 	if out, err := exec.Command(gobin, "build", "-o", bin, "kvmgate/cmd/kvmgate").CombinedOutput(); err != nil {
 		t.Fatalf("building kvmgate: %v\n%s", err, out)
 	}
