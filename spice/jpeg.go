@@ -11,6 +11,11 @@ import (
 	"kvmgate/framebuffer"
 )
 
+// jpegMaxPixelsPerByte bounds the pixels a JPEG stream may claim per byte
+// (a flat 4:2:0 baseline image needs about 30 bits per 16×16 MCU, some 70
+// pixels per byte).
+const jpegMaxPixelsPerByte = 1024
+
 // DecodeJPEG decodes a SPICE JPEG image (a plain JFIF stream) to an RGBA
 // canvas.
 func DecodeJPEG(data []byte) (*framebuffer.Canvas, error) {
@@ -20,6 +25,12 @@ func DecodeJPEG(data []byte) (*framebuffer.Canvas, error) {
 	}
 	if err := framebuffer.CheckSize(cfg.Width, cfg.Height); err != nil {
 		return nil, FormatError(fmt.Sprintf("JPEG image of %dx%d", cfg.Width, cfg.Height))
+	}
+	// A baseline JPEG spends at least a few bits per 8×8 block, even on
+	// one flat colour; a header claiming far more pixels than that would
+	// only make the decoder allocate for a picture that is not there.
+	if cfg.Width*cfg.Height > jpegMaxPixelsPerByte*len(data) {
+		return nil, FormatError(fmt.Sprintf("JPEG image of %dx%d in %d bytes", cfg.Width, cfg.Height, len(data)))
 	}
 	img, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {

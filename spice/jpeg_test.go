@@ -95,6 +95,23 @@ func TestDecodeJPEGAlpha(t *testing.T) {
 	}
 }
 
+func TestDecodeJPEGSizeClaim(t *testing.T) {
+	// A JPEG header claiming 8192×8192 in a few hundred bytes.
+	jp := jpegOf(t, 8, 8, color.RGBA{R: 9})
+	i := bytes.Index(jp, []byte{0xff, 0xc0}) // SOF0: length, precision, height, width
+	if i < 0 {
+		t.Fatal("no SOF0 marker")
+	}
+	jp[i+5], jp[i+6], jp[i+7], jp[i+8] = 0x20, 0, 0x20, 0
+	if _, err := DecodeJPEG(jp); err == nil || !strings.Contains(err.Error(), "8192x8192") {
+		t.Fatalf("got %v, want an error about the 8192x8192 claim", err)
+	}
+	// A real flat 1024×768 image passes the bound.
+	if _, err := DecodeJPEG(jpegOf(t, 1024, 768, color.RGBA{R: 9})); err != nil {
+		t.Fatalf("flat 1024x768: %v", err)
+	}
+}
+
 func absDiff(a, b byte) int {
 	if a > b {
 		return int(a - b)
