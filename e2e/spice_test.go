@@ -141,7 +141,36 @@ func TestSPICEBrowser(t *testing.T) {
 	if d := screenChange(prompt, menu); d.H <= 16 {
 		t.Errorf("the boot menu screen differs from the prompt only in %v", d)
 	}
-	noErrors(t, p)
+
+	// A second tab shares the SPICE session: a second SPICE client would
+	// take the VM's display away from the first.
+	p2 := b.NewPage(t, hs.URL+"/")
+	waitConnected(t, p2)
+	waitScreen(t, p2, q)
+	if ids := spiceConnections(t, q); len(ids) != 1 {
+		t.Errorf("two tabs: QEMU's SPICE server has connections %v, want one", ids)
+	}
+	noErrors(t, p, p2)
+}
+
+// spiceConnections returns the connection ids of the SPICE channels QEMU
+// has open, with the number of channels of each.
+func spiceConnections(t *testing.T, q *testserver.QEMU) map[int]int {
+	t.Helper()
+	var info struct {
+		Channels []struct {
+			ConnectionID int `json:"connection-id"`
+			ChannelType  int `json:"channel-type"`
+		} `json:"channels"`
+	}
+	if err := q.QMP("query-spice", nil, &info); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int]int{}
+	for _, c := range info.Channels {
+		ids[c.ConnectionID]++
+	}
+	return ids
 }
 
 // BenchmarkSPICEConsoleBytes measures the bytes of a Linux console
