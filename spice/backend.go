@@ -113,6 +113,10 @@ type Client struct {
 	name      string
 	closed    bool
 	runCancel context.CancelFunc
+	// tlsPort and tlsOnly start as Options.TLSPort and TLSOnly; a
+	// migration to another server changes them.
+	tlsPort int
+	tlsOnly bool
 	// needTLS holds the channel types the server refused in plain text.
 	needTLS map[uint8]bool
 	// secure holds the channel types last linked over TLS.
@@ -135,6 +139,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		return nil, errors.New("spice: TLS only, but no TLS port")
 	}
 	c := &Client{opts: opts, log: logOrDefault(opts.Logger), addr: addr,
+		tlsPort: opts.TLSPort, tlsOnly: opts.TLSOnly,
 		needTLS: map[uint8]bool{}, secure: map[uint8]bool{}, firstFrame: make(chan struct{})}
 	if err := c.connectMain(ctx); err != nil {
 		return nil, err
@@ -171,12 +176,13 @@ func (c *Client) connectMain(ctx context.Context) error {
 // NEED_SECURED (or when the client is TLS only).
 func (c *Client) dialChannel(ctx context.Context, addr string, connID uint32, id channelID, chanCaps []uint32) (*channel, error) {
 	c.mu.Lock()
-	useTLS := c.opts.TLSOnly || c.needTLS[id.typ]
+	useTLS := c.tlsOnly || c.needTLS[id.typ]
+	tlsPort := c.tlsPort
 	c.mu.Unlock()
 	if !useTLS {
 		ch, err := c.linkChannel(ctx, addr, false, connID, id, chanCaps)
 		var le *LinkError
-		if !errors.As(err, &le) || le.Code != LinkErrNeedSecured || c.opts.TLSPort == 0 {
+		if !errors.As(err, &le) || le.Code != LinkErrNeedSecured || tlsPort == 0 {
 			return ch, err
 		}
 		c.log.Debug("spice: channel needs TLS", "channel", channelName(id.typ))
@@ -188,7 +194,7 @@ func (c *Client) dialChannel(ctx context.Context, addr string, connID uint32, id
 	if err != nil {
 		return nil, fmt.Errorf("spice: address %q: %w", addr, err)
 	}
-	return c.linkChannel(ctx, net.JoinHostPort(host, strconv.Itoa(c.opts.TLSPort)), true, connID, id, chanCaps)
+	return c.linkChannel(ctx, net.JoinHostPort(host, strconv.Itoa(tlsPort)), true, connID, id, chanCaps)
 }
 
 // tlsConfig returns the TLS configuration for a connection to host.
@@ -470,10 +476,16 @@ func (c *Client) setName(n string) {
 	c.mu.Unlock()
 }
 
-func (c *Client) setAddr(a string) {
+// setMigrationTarget points the next connection at the server a migration
+// named: its plain port and TLS port (either may be 0, not both).
+func (c *Client) setMigrationTarget(host string, port, tlsPort int) {
 	c.mu.Lock()
-	c.addr = a
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.tlsPort, c.tlsOnly = tlsPort, port == 0
+	if port == 0 {
+		port = tlsPort
+	}
+	c.addr = net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 func (c *Client) inputs() *inputs {

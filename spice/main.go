@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 )
 
 // Main channel messages.
@@ -81,18 +79,19 @@ func parseChannelsList(b []byte) ([]channelID, error) {
 	return ids, nil
 }
 
-// migrationTarget parses MIGRATE_SWITCH_HOST (port, sport, host, subject)
-// into the address to reconnect to; empty if unusable.
-func migrationTarget(b []byte) string {
+// migrationTarget parses MIGRATE_SWITCH_HOST (port, sport, host size, a
+// pointer to the host name, certificate subject size and pointer) into the
+// host and the plain and TLS ports to reconnect to; ok is false if it names
+// no host or no port.
+func migrationTarget(b []byte) (host string, port, tlsPort int, ok bool) {
 	r := newReader(b)
-	port, _ := r.u16(), r.u16()
-	hostLen := r.u32()
-	hostOff := r.p
-	host := r.at(uint32(hostOff)).bytes(int(min(hostLen, uint32(len(b)))))
-	if r.err != nil || port == 0 || len(host) == 0 {
-		return ""
+	p, sp := r.u16(), r.u16()
+	hostLen, hostPtr := r.u32(), r.u32()
+	h := trimNUL(r.at(hostPtr).bytes(int(min(hostLen, uint32(len(b))))))
+	if r.err != nil || h == nil || p == 0 && sp == 0 || len(h) == 0 {
+		return "", 0, 0, false
 	}
-	return net.JoinHostPort(string(trimNUL(host)), strconv.Itoa(int(port)))
+	return string(h), int(p), int(sp), true
 }
 
 // handleMain handles one main channel message during a session.
@@ -141,8 +140,8 @@ func (s *session) handleMain(m message) error {
 			s.fb.SetName(string(trimNUL(name)))
 		}
 	case msgMainMigrateSwitchHost:
-		if t := migrationTarget(m.body); t != "" {
-			s.client.setAddr(t)
+		if host, port, tlsPort, ok := migrationTarget(m.body); ok {
+			s.client.setMigrationTarget(host, port, tlsPort)
 		}
 		return errMigrate
 	case msgMainMigrateBegin, msgMainMigrateBeginSeamless:
