@@ -220,7 +220,10 @@ func (d *display) handleMessage(m message) error {
 	case msgDisplayDrawAlphaBlend:
 		return d.drawAlphaBlend(m.body, r)
 	}
-	if m.typ >= msgDisplayStreamCreate && m.typ <= msgDisplayStreamDestroyAll || m.typ == msgDisplayStreamDataSized {
+	if m.typ == msgDisplayStreamDestroyAll {
+		return nil // there are no streams to destroy
+	}
+	if m.typ >= msgDisplayStreamCreate && m.typ < msgDisplayStreamDestroyAll || m.typ == msgDisplayStreamDataSized {
 		d.warnOnce("video streams are not supported; start QEMU with streaming-video=off", "type", m.typ)
 		return nil
 	}

@@ -2,7 +2,12 @@ package spice
 
 import (
 	"encoding/binary"
+	"net"
+	"strconv"
 	"testing"
+	"time"
+
+	"kvmgate/framebuffer"
 )
 
 // switchHost builds a MIGRATE_SWITCH_HOST body: the host name and the
@@ -51,5 +56,69 @@ func TestMigrationTarget(t *testing.T) {
 				t.Errorf("client now dials %s (TLS only %v, TLS port %d), want %s (%v, %d)", c.addr, c.tlsOnly, c.tlsPort, tc.addr, tc.clientTLSOnly, tc.clientTLSPort)
 			}
 		})
+	}
+}
+
+// TestMigrationReconnect live-migrates a SeaBIOS machine from one QEMU to
+// another while the client watches it: the source's SPICE server tells the
+// client where the machine went (MIGRATE_SWITCH_HOST) and the client links
+// again there, without Run returning.
+func TestMigrationReconnect(t *testing.T) {
+	src, srcAddr := spiceQEMU(t, "disable-ticketing=on")
+	migPort := freePort(t)
+	dst, dstAddr := spiceQEMU(t, "disable-ticketing=on", "-incoming", "tcp:127.0.0.1:"+strconv.Itoa(migPort))
+	src.WaitSettled(t, time.Minute)
+	fb := framebuffer.New()
+	c := runClient(t, srcAddr, Options{}, fb)
+	waitFrame(t, fb, screendump(t, src), 30*time.Second)
+
+	_, dstPort, _ := net.SplitHostPort(dstAddr)
+	p, _ := strconv.Atoi(dstPort)
+	if err := src.QMP("client_migrate_info", map[string]any{"protocol": "spice", "hostname": "127.0.0.1", "port": p}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.QMP("migrate", map[string]any{"uri": "tcp:127.0.0.1:" + strconv.Itoa(migPort)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for c.Info().Details["address"] != dstAddr {
+		if time.Now().After(deadline) {
+			t.Fatalf("client still at %s after the migration", c.Info().Details["address"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	for {
+		if err := dst.QMP("query-status", nil, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Status == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("destination QEMU is %q", st.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitFrame(t, fb, screendump(t, dst), 30*time.Second)
+	// The client is linked to the destination's SPICE server now.
+	var info struct {
+		Channels []struct {
+			ChannelType int `json:"channel-type"`
+		} `json:"channels"`
+	}
+	for {
+		if err := dst.QMP("query-spice", nil, &info); err != nil {
+			t.Fatal(err)
+		}
+		if len(info.Channels) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("destination SPICE server has %d channels", len(info.Channels))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
