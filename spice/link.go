@@ -1,8 +1,11 @@
 // Package spice is a native SPICE client: it links the main, display, inputs
-// and cursor channels of a SPICE server (QEMU, oVirt, Proxmox), decodes the
-// display channel's drawing commands and images (bitmap, LZ, QUIC, LZ4, JPEG,
-// JPEG_ALPHA) into a private canvas, publishes the damage to a shared framebuffer, and sends
-// keys and pointer events back.
+// and cursor channels of a SPICE server (QEMU, oVirt, Proxmox) over TCP or
+// TLS (a channel the server refuses in plain text is linked again on its
+// TLS port), decodes the display channel's drawing commands and images
+// (bitmap, LZ, QUIC, LZ4, JPEG, JPEG_ALPHA) into a private canvas,
+// publishes the damage to a shared framebuffer, and sends keys and pointer
+// events back. A live migration of the machine is followed by linking
+// again to the server it moved to.
 //
 // Each channel has one goroutine that owns its socket's reads; writes are
 // serialised by the channel's write mutex. The display goroutine owns the
