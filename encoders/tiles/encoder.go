@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"fmt"
+	"hash/maphash"
 	"image"
 	"image/jpeg"
 
@@ -29,7 +30,8 @@ const DefaultJPEGQuality = 70
 // Stats counts what an Encoder produced, for benchmarks and metrics.
 type Stats struct {
 	Fills, Indexed, RGB, JPEG int // records by kind
-	Pixels                    int // pixels encoded
+	Copies                    int // copy records found by scroll detection
+	Pixels                    int // pixels encoded (after skipping unchanged rows)
 }
 
 type kind uint8
@@ -62,6 +64,8 @@ type Encoder struct {
 	hasRun  bool
 
 	lossy tileSet // tiles whose last pixels went out lossily
+	sh    shadow  // what the browser's canvas holds
+	bands []framebuffer.Rect
 
 	// Stats accumulates over the encoder's life.
 	Stats Stats
@@ -69,7 +73,7 @@ type Encoder struct {
 
 // NewEncoder returns an encoder with a fresh deflate stream.
 func NewEncoder() *Encoder {
-	e := &Encoder{}
+	e := &Encoder{sh: shadow{seed: maphash.MakeSeed()}}
 	// BestSpeed keeps the encoder well above screen rates; the palette
 	// transform already did the heavy lifting for text.
 	e.fw, _ = flate.NewWriter(&e.zbuf, flate.BestSpeed)
@@ -77,13 +81,47 @@ func NewEncoder() *Encoder {
 }
 
 // Encode appends records that paint rectangle r of src (clipped to src) to
-// dst and returns the extended slice.
+// dst and returns the extended slice. Once the encoder knows what the
+// browser shows (after ForgetLossy, see there), it leaves out rows the
+// browser already has and sends content that moved vertically inside r as
+// a copy record followed by the rows that are still different.
 func (e *Encoder) Encode(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
 	r = r.Intersect(src.Bounds())
 	if r.Empty() {
 		return dst, nil
 	}
 	e.lossy.size(src.W, src.H)
+	s := &e.sh
+	s.sync(src)
+	if !s.ok || e.lossy.any(r) {
+		dst, err := e.encodeRect(dst, src, r, q)
+		if s.ok {
+			s.c.CopyFrom(src, r)
+			s.touched(r)
+		}
+		return dst, err
+	}
+	s.newH = s.hashRows(s.newH, src, r)
+	if m, ok := s.scroll(r); ok && !e.lossy.any(m.Src) {
+		dst = AppendCopy(dst, m)
+		e.Stats.Copies++
+		e.Moved(m)
+	}
+	s.oldH = s.stripRows(r.X, r.W)
+	e.bands = s.bands(e.bands[:0], src, r)
+	var err error
+	for _, b := range e.bands {
+		if dst, err = e.encodeRect(dst, src, b, q); err != nil {
+			return dst, err
+		}
+	}
+	s.c.CopyFrom(src, r)
+	s.touched(r)
+	return dst, nil
+}
+
+// encodeRect appends records that paint r, which lies inside src.
+func (e *Encoder) encodeRect(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
 	e.Stats.Pixels += r.Area()
 	var err error
 	for y0 := r.Y; y0 < r.Y+r.H; {
@@ -277,9 +315,18 @@ func (e *Encoder) appendJPEG(dst []byte, src *framebuffer.Canvas, r framebuffer.
 	return append(dst, e.jbuf.Bytes()...), nil
 }
 
-// Moved tells the encoder that the viewer's canvas applied move m, so that
-// lossy pixels copied elsewhere are still known to be lossy.
+// Moved tells the encoder that the viewer's canvas applied move m (a copy
+// record went out), so that lossy pixels copied elsewhere are still known to
+// be lossy and the encoder's picture of the browser's canvas stays right.
 func (e *Encoder) Moved(m framebuffer.Move) {
+	if s := &e.sh; s.ok {
+		if s.c.Contains(m.Src) && s.c.Contains(m.Dst()) {
+			s.c.Move(m.Src, m.DstX, m.DstY)
+			s.touched(m.Dst())
+		} else {
+			s.ok = false
+		}
+	}
 	if e.lossy.any(m.Src) {
 		e.lossy.mark(m.Dst())
 	} else {
@@ -295,4 +342,12 @@ func (e *Encoder) Lossy() bool { return e.lossy.count > 0 }
 func (e *Encoder) LossyRects(dst []framebuffer.Rect) []framebuffer.Rect { return e.lossy.rects(dst) }
 
 // ForgetLossy empties the record of lossy areas, as after a full repaint.
-func (e *Encoder) ForgetLossy() { e.lossy.clearAll() }
+// The caller must call it whenever a resize record goes out (which makes the
+// browser's canvas black), and should call it only then: from then on the
+// encoder assumes the browser's canvas is black wherever it has not sent
+// pixels since, and skips what the browser already shows. An encoder that
+// never sees ForgetLossy always sends whole rectangles.
+func (e *Encoder) ForgetLossy() {
+	e.lossy.clearAll()
+	e.sh.black = true
+}

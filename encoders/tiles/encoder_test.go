@@ -117,6 +117,7 @@ func TestEncodeLosslessRoundTrip(t *testing.T) {
 			e := tiles.NewEncoder()
 			d := tilestest.NewDecoder()
 			msg := tiles.AppendResize(nil, tc.src.W, tc.src.H)
+			e.ForgetLossy()
 			for _, r := range tc.rects {
 				var err error
 				if msg, err = e.Encode(msg, tc.src, r, tiles.Quality{}); err != nil {
