@@ -23,20 +23,24 @@ import (
 func init() {
 	register(&command{
 		Name:    "snapshot",
-		Summary: "connect to a VNC server, save one complete screen as PNG and exit",
+		Summary: "connect to a console (VNC, SPICE, BMC), save one complete screen as PNG and exit",
 		Run:     runSnapshot,
 	})
 }
 
-const snapshotUsage = `Usage: kvmgate snapshot --target vnc://HOST[:PORT] [flags]
+const snapshotUsage = `Usage: kvmgate snapshot --target URL [flags]
+
+URL is vnc://HOST[:PORT], spice://HOST[:PORT] or
+ipmi://USER@BMC?vendor=supermicro (see docs/bmc.md).
 
 Connects, receives one complete framebuffer (the whole answer to the first
 full update request) and writes it as a PNG. The password comes from
 --password-file or the KVMGATE_PASSWORD environment variable; it is never
 printed or logged.
 
-Target query parameters: encodings=zrle,hextile  shared=0  quality=0-9
-compress=0-9  tls=verify|insecure (prefer VeNCrypt X509).
+VNC target query parameters: encodings=zrle,hextile  shared=0  quality=0-9
+compress=0-9  tls=verify|insecure (prefer VeNCrypt X509). SPICE:
+compression=off|auto_lz|lz|lz4|quic  tls-port=N  ca-file=F  insecure=1.
 
 Flags:
 `
@@ -47,7 +51,7 @@ func runSnapshot(ctx context.Context, args []string) error {
 		fmt.Fprint(fs.Output(), snapshotUsage)
 		fs.PrintDefaults()
 	}
-	target := fs.String("target", "", "console to connect to, `vnc://HOST:PORT` (port defaults to 5900)")
+	target := fs.String("target", "", "console to connect to: `URL` vnc://HOST:PORT (port defaults to 5900), spice://HOST:PORT or ipmi://USER@BMC?vendor=supermicro")
 	passwordFile := fs.String("password-file", "", "read the password from `FILE` (first line)")
 	username := fs.String("username", "", "user name for VeNCrypt Plain authentication")
 	encodings := fs.String("encodings", "", "comma-separated encodings in preference order, e.g. `zrle,hextile,raw`")
