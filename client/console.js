@@ -6,6 +6,7 @@ import { Connection, socketURL } from './protocol.js';
 import { Screen, layout } from './canvas.js';
 import { cursorCSS } from './cursor.js';
 import { Input } from './input.js';
+import { RTCViewer } from './webrtc.js';
 
 const STYLE_URL = new URL('style.css', import.meta.url).href;
 
@@ -22,7 +23,7 @@ const BACKOFF_MAX = 30000;
  * @property {number} rtt frame round-trip time (ms) as the server measures it
  * @property {number} fps frames drawn in the last second
  * @property {number} kbps kbit received in the last second
- * @property {string} transport "tiles" or "wsvideo" (the server's `transport` message)
+ * @property {string} transport "tiles", "wsvideo" or "webrtc" (the server's `transport` message)
  * @property {string} codec "tiles", "vp8" or "h264"
  * @property {number} bitrate video: the server's target bitrate (kbit/s); 0 on tiles
  */
@@ -50,7 +51,8 @@ export class KvmConsole extends HTMLElement {
     super();
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = `<link rel="stylesheet" href="${STYLE_URL}"><div class="bar" part="toolbar" hidden></div>` +
-      '<div class="view" tabindex="0" part="view"><canvas width="0" height="0"></canvas><div class="msg" part="message"></div></div>';
+      '<div class="view" tabindex="0" part="view"><canvas width="0" height="0"></canvas>' +
+      '<video class="rtc" part="video" muted autoplay playsinline disablepictureinpicture hidden></video><div class="msg" part="message"></div></div>';
     /** @type {HTMLElement} */
     this.bar = /** @type {HTMLElement} */ (root.querySelector('.bar'));
     /** @type {HTMLElement} */
@@ -59,6 +61,11 @@ export class KvmConsole extends HTMLElement {
     this.canvas = /** @type {HTMLCanvasElement} */ (root.querySelector('canvas'));
     /** @type {HTMLElement} */
     this.msg = /** @type {HTMLElement} */ (root.querySelector('.msg'));
+    /** @type {HTMLVideoElement} WebRTC's picture, laid over the (then transparent) canvas */
+    this.video = /** @type {HTMLVideoElement} */ (root.querySelector('video'));
+    this.video.muted = true;
+    /** @type {RTCViewer|null} */
+    this.rtc = null;
     this.screen = new Screen(this.canvas);
     this.screen.onResize = (width, height) => {
       this.relayout();
@@ -144,12 +151,61 @@ export class KvmConsole extends HTMLElement {
   relayout() {
     this.view.classList.toggle('native', this.scale === '1:1');
     layout(this.canvas, this.scale, this.view.clientWidth, this.view.clientHeight);
+    this.placeVideo();
     // Lay out again when the device pixel ratio changes (zoom, another screen).
     const dpr = window.devicePixelRatio || 1;
     if (dpr !== this.dpr) {
       this.dpr = dpr;
       matchMedia(`(resolution: ${dpr}dppx)`).addEventListener('change', () => this.relayout(), { once: true });
     }
+  }
+
+  /** Lays the WebRTC <video> exactly over the canvas, which keeps the input and cursor. */
+  placeVideo() {
+    const v = this.video, c = this.canvas;
+    v.style.left = `${c.offsetLeft}px`;
+    v.style.top = `${c.offsetTop}px`;
+    v.style.width = c.style.width;
+    v.style.height = c.style.height;
+  }
+
+  /** Ends WebRTC on this console; the canvas shows again. */
+  stopRTC() {
+    this.rtc?.close();
+    this.rtc = null;
+    this.video.hidden = true;
+    this.view.classList.remove('rtc');
+  }
+
+  /**
+   * Answers the server's WebRTC offer.
+   * @param {Connection} conn
+   * @param {any} m
+   */
+  startRTC(conn, m) {
+    this.stopRTC();
+    const rtc = new RTCViewer(this.video, (msg) => { if (conn === this.conn) conn.send(msg); }, {
+      onFrame: () => {
+        if (rtc !== this.rtc) return;
+        this.framesDrawn++;
+        this.attempt = 0;
+        if (rtc.frames === 1) {
+          this.video.hidden = false;
+          this.view.classList.add('rtc');
+          this.placeVideo();
+        }
+      },
+      onFail: (why) => {
+        if (rtc !== this.rtc || conn !== this.conn) return;
+        this.stopRTC();
+        // Fall back to WebSocket video on the same connection.
+        this.emit('error', { message: `${why}; using WebSocket video`, fatal: false });
+        this.flash(`${why}; using WebSocket video`);
+        conn.send({ t: 'transport', transport: 'wsvideo' });
+      },
+    });
+    this.rtc = rtc;
+    rtc.offer(m);
   }
 
   /**
@@ -206,6 +262,7 @@ export class KvmConsole extends HTMLElement {
   dropConnection(code, reason) {
     const c = this.conn;
     this.conn = null;
+    this.stopRTC();
     this.input?.releaseAll();
     this.screen.reset();
     c?.close(code, reason);
@@ -275,10 +332,17 @@ export class KvmConsole extends HTMLElement {
       case 'transport':
         this.transport = String(m.transport ?? 'tiles');
         this.codec = String(m.codec ?? 'tiles');
+        if (this.transport !== 'webrtc') this.stopRTC();
         this.emit('transport', { transport: this.transport, codec: this.codec });
         break;
       case 'ticket':
         this.renewTicket(m.ticket);
+        break;
+      case 'rtc-offer':
+        this.startRTC(conn, m);
+        break;
+      case 'rtc-candidate':
+        this.rtc?.candidate(m);
         break;
       default:
         // Unknown server messages are ignored: newer servers may add some.
@@ -348,6 +412,7 @@ export class KvmConsole extends HTMLElement {
   /** @param {{code: number, reason: string}} ev */
   onClose(ev) {
     this.conn = null;
+    this.stopRTC();
     this.input?.releaseAll();
     this.screen.reset();
     const reconnect = this.want && !this.noRetry;
@@ -394,6 +459,10 @@ export class KvmConsole extends HTMLElement {
    */
   send(msg) {
     if (!this.conn || this.state !== 'connected') return false;
+    // On WebRTC, input goes over its DataChannel; transport changes stay
+    // on the WebSocket, which carries the signalling.
+    const t = /** @type {any} */ (msg).t;
+    if (this.rtc && t !== 'transport' && this.rtc.send(msg)) return true;
     this.conn.send(msg);
     return true;
   }

@@ -64,6 +64,9 @@ type Options struct {
 	// NoVNC, when not nil, also serves noVNC (websockify-compatible
 	// endpoint) and native VNC viewers; see NoVNCOptions.
 	NoVNC *NoVNCOptions
+	// WebRTC configures the WebRTC video transport (ICE addresses, ports,
+	// STUN/TURN servers); see WebRTCOptions.
+	WebRTC WebRTCOptions
 }
 
 // Server serves consoles to browsers. Create it with New.

@@ -63,6 +63,18 @@ type videoSender struct {
 	changed   int  // pixels changed since the last refinement
 	refined   bool // the last frame was a refinement
 	frame     []byte
+	rtc       *rtcPeer // WebRTC: pictures go to its track (server/webrtc.go)
+}
+
+// pts returns the stream time of a picture taken at now.
+func (vs *videoSender) pts(now time.Time) time.Duration { return now.Sub(vs.start) }
+
+// transport returns the transport vs sends on.
+func (vs *videoSender) transport() string {
+	if vs.rtc != nil {
+		return TransportWebRTC
+	}
+	return TransportWSVideo
 }
 
 // requestTransport validates a browser's "transport" message and passes it
@@ -98,10 +110,12 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 	tr := req.Transport
 	switch tr {
 	case TransportWebRTC:
-		if err := vc.writeJSON(errorMsg{T: "error", Message: "webrtc is not available on this server; using WebSocket video"}); err != nil {
-			return err
+		if vc.s.opts.WebRTC.Disabled {
+			if err := vc.writeJSON(errorMsg{T: "error", Message: "webrtc is disabled on this server; using WebSocket video"}); err != nil {
+				return err
+			}
+			tr = TransportWSVideo
 		}
-		tr = TransportWSVideo
 	case "", TransportWSVideo, TransportTiles:
 		if tr == "" {
 			tr = TransportWSVideo // a codec alone asks for video
@@ -113,7 +127,7 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 		tr = TransportTiles
 	}
 	codec := ""
-	if tr == TransportWSVideo {
+	if tr == TransportWSVideo || tr == TransportWebRTC {
 		var err error
 		if codec, err = pickCodec(req.Codec); err != nil {
 			vc.log.Info("video unavailable", "err", err)
@@ -123,13 +137,25 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 			tr = TransportTiles
 		}
 	}
+	var peer *rtcPeer
+	if tr == TransportWebRTC && (vc.video == nil || vc.video.rtc == nil || vc.video.codec != codec) {
+		var err error
+		if peer, err = vc.startRTC(codec); err != nil {
+			vc.log.Warn("webrtc unavailable", "err", err)
+			if err := vc.writeJSON(errorMsg{T: "error", Message: "webrtc unavailable (" + err.Error() + "); using WebSocket video"}); err != nil {
+				return err
+			}
+			tr = TransportWSVideo
+		}
+	}
 	switch {
 	case tr == TransportTiles && vc.video != nil:
 		vc.stopVideo()
 		vc.v.RequestFull()
-	case tr == TransportWSVideo && (vc.video == nil || vc.video.codec != codec):
+	case tr == TransportWebRTC && peer != nil,
+		tr == TransportWSVideo && (vc.video == nil || vc.video.codec != codec || vc.video.rtc != nil):
 		vc.stopVideo()
-		vc.video = &videoSender{codec: codec, target: videoStartBitrate}
+		vc.video = &videoSender{codec: codec, target: videoStartBitrate, rtc: peer}
 		vc.rc.minGap = videoMinInterval
 		vc.v.RequestFull()
 	}
@@ -137,7 +163,16 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 	if codec == "" {
 		codec = TransportTiles
 	}
-	return vc.writeJSON(transportMsg{T: "transport", Transport: tr, Codec: codec})
+	if err := vc.writeJSON(transportMsg{T: "transport", Transport: tr, Codec: codec}); err != nil {
+		return err
+	}
+	if peer != nil {
+		if err := vc.sendOffer(peer); err != nil {
+			vc.log.Warn("webrtc offer failed", "err", err)
+			return vc.rtcFallback("webrtc offer failed")
+		}
+	}
+	return nil
 }
 
 // pickCodec returns want if this build can encode it, else the first
@@ -172,6 +207,9 @@ func (vc *viewerConn) stopVideo() {
 	if vc.video.enc != nil {
 		_ = vc.video.enc.Close()
 	}
+	if vc.video.rtc != nil {
+		vc.video.rtc.close()
+	}
 	vc.video = nil
 	vc.rc.minGap = minFrameInterval
 }
@@ -197,7 +235,7 @@ func (vc *viewerConn) needsRefine() bool {
 // videoStats fills in the transport fields of a stats message.
 func (vc *viewerConn) videoStats(m *statsMsg) {
 	if vs := vc.video; vs != nil {
-		m.Transport, m.Codec, m.Bitrate = TransportWSVideo, vs.codec, vs.target/1000
+		m.Transport, m.Codec, m.Bitrate = vs.transport(), vs.codec, vs.target/1000
 		return
 	}
 	m.Transport, m.Codec = TransportTiles, TransportTiles
@@ -238,7 +276,7 @@ func (vc *viewerConn) sendVideoFrame(refine bool) error {
 	changed := u.Resized || len(u.Damage) > 0 || len(u.Moves) > 0
 	if changed || refine {
 		vs.adapt(vc.rc, now)
-		pts := now.Sub(vs.start)
+		pts := vs.pts(now)
 		var f video.Frame
 		var err error
 		if refine {
@@ -251,11 +289,19 @@ func (vc *viewerConn) sendVideoFrame(refine bool) error {
 			return err
 		}
 		vs.frame = f.Data
-		if u.Resized {
+		if vs.rtc != nil {
+			// WebRTC: the picture goes to the track; resize and cursor
+			// records still go over the WebSocket.
+			if err := vc.writeSample(f, now); err != nil {
+				vc.log.Warn("webrtc write failed", "err", err)
+			}
+			vc.lastFrameAt = now
+			vc.winFrames++
+		} else if u.Resized {
 			buf = video.AppendConfig(buf, vc.mirror.W, vc.mirror.H, video.WebCodecsString(vs.codec, f.Data))
 			records++
 		}
-		if len(f.Data) > 0 {
+		if len(f.Data) > 0 && vs.rtc == nil {
 			buf = video.AppendFrame(buf, f, uint32(pts.Milliseconds()))
 			records++
 		}
@@ -313,10 +359,27 @@ func (vs *videoSender) adapt(rc *rateController, now time.Time) {
 		return
 	}
 	vs.lastAdapt = now
-	vs.target = nextVideoBitrate(vs.target, rc)
+	if vs.rtc != nil {
+		vs.target = rtcBitrate(vs.rtc.bwe.GetTargetBitrate(), rc)
+	} else {
+		vs.target = nextVideoBitrate(vs.target, rc)
+	}
 	if vs.enc != nil && vs.enc.Bitrate() != vs.target {
 		_ = vs.enc.SetBitrate(vs.target)
 	}
+}
+
+// rtcBitrate is the WebRTC target: the GCC estimate within the quality
+// mode's cap.
+func rtcBitrate(estimate int, rc *rateController) int {
+	ceil := videoMaxBitrate
+	switch rc.mode {
+	case ModeLow:
+		ceil = videoLowBitrate
+	case ModeLossless:
+		ceil = video.MaxBitrate
+	}
+	return max(video.MinBitrate, min(estimate, ceil))
 }
 
 // nextVideoBitrate is the ack-based controller for video: it backs off by

@@ -231,10 +231,10 @@ func TestTransportSwitch(t *testing.T) {
 	if err := video.Available(video.VP8); err != nil {
 		t.Skip(err)
 	}
-	e := newEnv(t, server.Options{Target: "vnc://fake:1"}, 320, 200)
+	e := newEnv(t, server.Options{Target: "vnc://fake:1", WebRTC: server.WebRTCOptions{Disabled: true}}, 320, 200)
 	c := &videoClient{client: e.connect("transport=webrtc"), records: map[byte]int{}}
 	defer c.close()
-	// WebRTC is not there yet: the server says so and uses WebSocket video.
+	// WebRTC is disabled: the server says so and uses WebSocket video.
 	if m := c.waitTransport(); m["transport"] != "wsvideo" || m["codec"] != "vp8" {
 		t.Fatalf("transport message %v, want wsvideo/vp8", m)
 	}

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
 
 	"kvmgate/encoders/tiles"
 	"kvmgate/framebuffer"
@@ -112,6 +113,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		enc:        tiles.NewEncoder(),
 		rc:         newRateController(),
 		transports: make(chan transportRequest, 2),
+		rtcEvents:  make(chan rtcEvent, rtcEventQueue),
 		want:       transportRequest{Transport: r.URL.Query().Get("transport"), Codec: r.URL.Query().Get("codec")},
 	}
 	vc.run()
@@ -211,6 +213,10 @@ type clientMsg struct {
 	// Transport and Codec belong to "transport" (server/video.go).
 	Transport string `json:"transport"`
 	Codec     string `json:"codec"`
+	// SDP and Candidate belong to "rtc-answer" and "rtc-candidate"
+	// (server/webrtc.go).
+	SDP       string                   `json:"sdp"`
+	Candidate *webrtc.ICECandidateInit `json:"candidate"`
 }
 
 type closeReason struct {
@@ -241,6 +247,7 @@ type viewerConn struct {
 	notes      chan string
 	modes      chan string
 	transports chan transportRequest
+	rtcEvents  chan rtcEvent
 	readerDone chan struct{}
 
 	// Owned by the sender.
@@ -439,6 +446,8 @@ func (vc *viewerConn) loop() {
 			vc.rc.setMode(mode)
 		case req := <-vc.transports:
 			err = vc.setTransport(req)
+		case ev := <-vc.rtcEvents:
+			err = vc.handleRTCEvent(ev)
 		case <-statsT.C:
 			err = vc.sendStats()
 		case <-ticketT.C:
@@ -744,6 +753,13 @@ func (vc *viewerConn) handle(data []byte, buttons *input.Buttons) error {
 		err = v.Action(input.Action(m.Name))
 	case "transport":
 		vc.requestTransport(m)
+	case "rtc-answer":
+		if len(m.SDP) > MaxClientMessage/2 {
+			return errors.New("rtc-answer too long")
+		}
+		vc.rtcEvent(rtcEvent{kind: rtcRemoteAnswer, sdp: m.SDP})
+	case "rtc-candidate":
+		vc.rtcEvent(rtcEvent{kind: rtcRemoteCandidate, candidate: m.Candidate})
 	case "quality":
 		switch m.Mode {
 		case ModeAuto, ModeLossless, ModeLow:

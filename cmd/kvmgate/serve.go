@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"kvmgate/backend"
@@ -74,6 +75,12 @@ func runServe(ctx context.Context, args []string) error {
 	record := fs.String("record", "", "record every noVNC connection into `DIR`, in websockify's --record format")
 	rfbListen := fs.String("rfb-listen", "", "serve the --target console, re-encoded, to native VNC viewers on `ADDR`")
 	novncPassword := fs.String("novnc-password-file", "", "require the VNC password in `FILE` from re-encoded noVNC and native viewers")
+	noWebRTC := fs.Bool("no-webrtc", false, "refuse the WebRTC transport (viewers asking for it get WebSocket video)")
+	rtcIPs := fs.String("webrtc-public-ip", "", "comma-separated public `IPS` announced as WebRTC host candidates (1:1 NAT)")
+	rtcPorts := fs.String("webrtc-ports", "", "UDP port range `MIN-MAX` for WebRTC (default: any)")
+	iceURLs := fs.String("ice-server", "", "comma-separated STUN/TURN `URLS` for WebRTC, e.g. turn:turn.example.com:3478")
+	turnUser := fs.String("turn-user", "", "TURN `USERNAME` for --ice-server")
+	turnCredFile := fs.String("turn-credential-file", "", "read the TURN credential from `FILE`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -109,6 +116,37 @@ func runServe(ctx context.Context, args []string) error {
 		Client:      client.FS,
 		Logger:      log,
 		Secrets:     secretsFrom(*passwordDir, *passwordFile),
+	}
+	opts.WebRTC.Disabled = *noWebRTC
+	for _, ip := range strings.Split(*rtcIPs, ",") {
+		if ip = strings.TrimSpace(ip); ip != "" {
+			opts.WebRTC.PublicIPs = append(opts.WebRTC.PublicIPs, ip)
+		}
+	}
+	if *rtcPorts != "" {
+		lo, hi, ok := strings.Cut(*rtcPorts, "-")
+		pmin, err1 := strconv.ParseUint(lo, 10, 16)
+		pmax, err2 := strconv.ParseUint(hi, 10, 16)
+		if !ok || err1 != nil || err2 != nil || pmin == 0 || pmin > pmax {
+			return usageErr("--webrtc-ports: want MIN-MAX, got %q", *rtcPorts)
+		}
+		opts.WebRTC.PortMin, opts.WebRTC.PortMax = uint16(pmin), uint16(pmax)
+	}
+	if *iceURLs != "" {
+		ice := server.ICEServer{Username: *turnUser}
+		for _, u := range strings.Split(*iceURLs, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				ice.URLs = append(ice.URLs, u)
+			}
+		}
+		if *turnCredFile != "" {
+			cred, err := readSecretFile(*turnCredFile)
+			if err != nil {
+				return usageErr("--turn-credential-file: %v", err)
+			}
+			ice.Credential = cred
+		}
+		opts.WebRTC.ICEServers = []server.ICEServer{ice}
 	}
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
