@@ -75,7 +75,7 @@ export class Screen {
       } else if (r.type === 'pixels') {
         const data = await r.data;
         if (gen !== this.gen) return false;
-        this.putPixels(r.x, r.y, r.w, r.h, data, r.palette);
+        this.putPixels(r.x, r.y, r.w, r.h, data, r.palette, r.bits);
       } else if (r.type === 'vconfig') {
         if (gen !== this.gen) return false;
         await this.video.configure(r.codec, r.w, r.h);
@@ -138,12 +138,15 @@ export class Screen {
   }
 
   /**
-   * Puts inflated RGB (palette null) or indexed pixels at x, y.
+   * Puts inflated RGB (palette null) or indexed pixels at x, y. Indexed
+   * pixels have 8 bits, or 1, 2 or 4 packed most significant first with
+   * each row padded to whole bytes.
    * @param {number} x @param {number} y @param {number} w @param {number} h
    * @param {Uint8Array} src
    * @param {Uint8Array|null} palette n×3 bytes RGB
+   * @param {number} [bits] bits per indexed pixel (default 8)
    */
-  putPixels(x, y, w, h, src, palette) {
+  putPixels(x, y, w, h, src, palette, bits = 8) {
     if (w === 0 || h === 0) return;
     const img = new ImageData(w, h);
     const dst = new Uint32Array(img.data.buffer); // little-endian: ABGR
@@ -153,7 +156,17 @@ export class Screen {
       for (let i = 0, j = 0; j + 2 < palette.length; i++, j += 3) {
         lut[i] = 0xff000000 | (palette[j + 2] << 16) | (palette[j + 1] << 8) | palette[j];
       }
-      for (let i = 0; i < n; i++) dst[i] = lut[src[i]];
+      if (bits === 8) {
+        for (let i = 0; i < n; i++) dst[i] = lut[src[i]];
+      } else {
+        const stride = Math.ceil(w * bits / 8), mask = (1 << bits) - 1;
+        for (let yy = 0, i = 0; yy < h; yy++) {
+          const row = yy * stride;
+          for (let xx = 0, bit = 0; xx < w; xx++, i++, bit += bits) {
+            dst[i] = lut[(src[row + (bit >> 3)] >> (8 - bits - (bit & 7))) & mask];
+          }
+        }
+      }
     } else {
       for (let i = 0, j = 0; i < n; i++, j += 3) {
         dst[i] = 0xff000000 | (src[j + 2] << 16) | (src[j + 1] << 8) | src[j];

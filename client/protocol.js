@@ -88,7 +88,7 @@ export class Inflater {
  * @typedef {{type: 'resize', w: number, h: number}
  *  | {type: 'fill', x: number, y: number, w: number, h: number, r: number, g: number, b: number}
  *  | {type: 'image', x: number, y: number, w: number, h: number, bitmap: Promise<ImageBitmap>}
- *  | {type: 'pixels', x: number, y: number, w: number, h: number, palette: Uint8Array|null, data: Promise<Uint8Array>}
+ *  | {type: 'pixels', x: number, y: number, w: number, h: number, palette: Uint8Array|null, bits: number, data: Promise<Uint8Array>}
  *  | {type: 'copy', sx: number, sy: number, w: number, h: number, dx: number, dy: number}
  *  | {type: 'cursor', w: number, h: number, hx: number, hy: number, rgba: Uint8Array}
  *  | {type: 'frame', n: number, time: number}
@@ -144,9 +144,14 @@ export function parseRecords(buf, inflater) {
         const x = u16(), y = u16(), w = u16(), h = u16();
         const format = bytes[p++];
         let palette = null;
-        if (format === 1) {
+        let bits = 8; // bits per pixel of indexed data
+        if (format === 1 || format === 2) {
           need(1, 'deflate');
           const n = bytes[p++] + 1;
+          if (format === 2) {
+            if (n > 16) throw new ProtocolError(`packed deflate record with ${n} colours`);
+            bits = n <= 2 ? 1 : n <= 4 ? 2 : 4;
+          }
           need(n * 3, 'deflate');
           palette = bytes.slice(p, p + n * 3);
           p += n * 3;
@@ -156,9 +161,10 @@ export function parseRecords(buf, inflater) {
         need(4, 'deflate');
         const n = u32();
         need(n, 'deflate');
-        const data = inflater.inflate(bytes.slice(p, p + n), w * h * (palette ? 1 : 3));
+        const size = palette ? h * Math.ceil(w * bits / 8) : w * h * 3;
+        const data = inflater.inflate(bytes.slice(p, p + n), size);
         p += n;
-        out.push({ type: 'pixels', x, y, w, h, palette, data });
+        out.push({ type: 'pixels', x, y, w, h, palette, bits, data });
         break;
       }
       case Rec.COPY:

@@ -74,9 +74,10 @@ type Encoder struct {
 // NewEncoder returns an encoder with a fresh deflate stream.
 func NewEncoder() *Encoder {
 	e := &Encoder{sh: shadow{seed: maphash.MakeSeed()}}
-	// BestSpeed keeps the encoder well above screen rates; the palette
-	// transform already did the heavy lifting for text.
-	e.fw, _ = flate.NewWriter(&e.zbuf, flate.BestSpeed)
+	// The default level finds repeated glyphs across records (text is
+	// most of what is sent); BestSpeed sent 1.5 times the bytes on the
+	// bench harness's text workloads (docs/benchmarks.md).
+	e.fw, _ = flate.NewWriter(&e.zbuf, flate.DefaultCompression)
 	return e
 }
 
@@ -251,7 +252,12 @@ func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuff
 	e.lossy.clear(t)
 	dst = append(dst, RecordDeflate)
 	dst = appendRect(dst, t)
-	dst = append(dst, FormatIndexed, byte(p.n-1))
+	bits := PackedBits(p.n)
+	format := byte(FormatPacked)
+	if bits == 0 {
+		format = FormatIndexed
+	}
+	dst = append(dst, format, byte(p.n-1))
 	for _, c := range p.colours[:p.n] {
 		dst = append(dst, byte(c), byte(c>>8), byte(c>>16))
 	}
@@ -259,12 +265,24 @@ func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuff
 	lastC, lastI := ^uint32(0), byte(0)
 	for y := t.Y; y < t.Y+t.H; y++ {
 		row := src.Row(t.X, y, t.W)
+		acc, nacc := byte(0), 0 // packed bits not yet appended
 		for i := 0; i < len(row); i += 4 {
 			c := uint32(row[i]) | uint32(row[i+1])<<8 | uint32(row[i+2])<<16
 			if c != lastC {
 				lastC, lastI = c, p.index(c)
 			}
-			e.raw = append(e.raw, lastI)
+			if bits == 0 {
+				e.raw = append(e.raw, lastI)
+				continue
+			}
+			acc = acc<<bits | lastI
+			if nacc += bits; nacc == 8 {
+				e.raw = append(e.raw, acc)
+				acc, nacc = 0, 0
+			}
+		}
+		if nacc > 0 {
+			e.raw = append(e.raw, acc<<(8-nacc))
 		}
 	}
 	return e.deflate(dst)

@@ -302,3 +302,35 @@ func BenchmarkEncodeDesktopLossless(b *testing.B) {
 func BenchmarkEncodeDesktopLossy(b *testing.B) {
 	benchmarkEncode(b, []*framebuffer.Canvas{desktop(1280, 800, 1), desktop(1280, 800, 2)}, tiles.Quality{Lossy: true, JPEG: 70})
 }
+
+// TestPackedIndexed round-trips tiles of every palette size around the
+// packed formats' limits, with widths that leave rows padded.
+func TestPackedIndexed(t *testing.T) {
+	for _, colours := range []int{2, 3, 4, 5, 16, 17, 200} {
+		for _, w := range []int{1, 7, 9, 63} {
+			c, _ := framebuffer.NewCanvas(w, 13)
+			used := map[int]bool{}
+			for i := 0; i < len(c.Pix); i += 4 {
+				k := (i/4*7 + i/4/w) % colours
+				used[k] = true
+				c.Pix[i], c.Pix[i+1], c.Pix[i+2] = byte(k), byte(k*3), 0x80
+			}
+			e, d := tiles.NewEncoder(), tilestest.NewDecoder()
+			msg, err := e.Encode(tiles.AppendResize(nil, w, 13), c, c.Bounds(), tiles.Quality{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := byte(tiles.FormatPacked)
+			if len(used) > 16 {
+				want = tiles.FormatIndexed
+			}
+			if len(used) > 1 && (msg[5] != tiles.RecordDeflate || msg[5+9] != want) {
+				t.Errorf("%d colours, width %d: record %#x format %d, want deflate format %d", len(used), w, msg[5], msg[5+9], want)
+			}
+			decodeAll(t, d, msg)
+			if !d.Canvas.Equal(c) {
+				t.Errorf("%d colours, width %d: decoded canvas differs", colours, w)
+			}
+		}
+	}
+}

@@ -29,7 +29,25 @@ const (
 const (
 	FormatRGB     = 0
 	FormatIndexed = 1
+	// FormatPacked is indexed with 1, 2 or 4 bits per pixel (palettes of
+	// up to 2, 4 or 16 colours), most significant bits first, each row
+	// padded to whole bytes.
+	FormatPacked = 2
 )
+
+// PackedBits returns the bits per pixel of a FormatPacked record with n
+// palette colours: 1, 2 or 4; 0 when n is over 16 (format 1 then).
+func PackedBits(n int) int {
+	switch {
+	case n <= 2:
+		return 1
+	case n <= 4:
+		return 2
+	case n <= 16:
+		return 4
+	}
+	return 0
+}
 
 // MaxCursorSize is the largest cursor edge sent; larger shapes are hidden.
 const MaxCursorSize = 256

@@ -234,9 +234,12 @@ func (d *Decoder) deflate(r *reader) error {
 	var pal []byte
 	switch format {
 	case tiles.FormatRGB:
-	case tiles.FormatIndexed:
+	case tiles.FormatIndexed, tiles.FormatPacked:
 		n := r.u8() + 1
 		pal = r.take(3 * n)
+		if format == tiles.FormatPacked && tiles.PackedBits(n) == 0 {
+			return fmt.Errorf("packed record with %d colours", n)
+		}
 	default:
 		return fmt.Errorf("unknown deflate format %d", format)
 	}
@@ -249,8 +252,14 @@ func (d *Decoder) deflate(r *reader) error {
 	}
 	d.in.buf = append(d.in.buf, data...)
 	n := rect.W * rect.H
-	if format == tiles.FormatRGB {
+	bits, stride := 8, rect.W
+	switch format {
+	case tiles.FormatRGB:
 		n *= 3
+	case tiles.FormatPacked:
+		bits = tiles.PackedBits(len(pal) / 3)
+		stride = (rect.W*bits + 7) / 8
+		n = stride * rect.H
 	}
 	if cap(d.out) < n {
 		d.out = make([]byte, n)
@@ -266,7 +275,8 @@ func (d *Decoder) deflate(r *reader) error {
 			if format == tiles.FormatRGB {
 				p = out[3*(y*rect.W+x):]
 			} else {
-				i := int(out[y*rect.W+x])
+				bit := x * bits
+				i := int(out[y*stride+bit/8]>>(8-bits-bit%8)) & (1<<bits - 1)
 				if 3*i+3 > len(pal) {
 					return fmt.Errorf("palette index %d beyond %d colours", i, len(pal)/3)
 				}
