@@ -26,6 +26,7 @@ const BACKOFF_MAX = 30000;
  * @property {string} transport "tiles", "wsvideo" or "webrtc" (the server's `transport` message)
  * @property {string} codec "tiles", "vp8" or "h264"
  * @property {number} bitrate video: the server's target bitrate (kbit/s); 0 on tiles
+ * @property {number} packetsLost WebRTC: video packets lost so far (0 on other transports)
  */
 
 /**
@@ -97,6 +98,9 @@ export class KvmConsole extends HTMLElement {
     this.transport = 'tiles';
     this.codec = 'tiles';
     this.bitrate = 0;
+    this.packetsLost = 0;
+    /** video bytes received over WebRTC by the current peer connection */
+    this.rtcBytes = 0;
     /** set once this connection asked the server to leave video */
     this.leftVideo = false;
     this.sample = { t: performance.now(), frames: 0, bytes: 0 };
@@ -173,6 +177,8 @@ export class KvmConsole extends HTMLElement {
   stopRTC() {
     this.rtc?.close();
     this.rtc = null;
+    this.rtcBytes = 0;
+    this.packetsLost = 0;
     this.video.hidden = true;
     this.view.classList.remove('rtc');
   }
@@ -326,7 +332,7 @@ export class KvmConsole extends HTMLElement {
         this.emit('error', { message: this.message, fatal: !!m.fatal });
         break;
       case 'stats':
-        this.rtt = Math.round(Number(m.rtt) || 0);
+        if (!this.rtc) this.rtt = Math.round(Number(m.rtt) || 0);
         this.bitrate = Math.round(Number(m.bitrate) || 0);
         break;
       case 'transport':
@@ -429,6 +435,18 @@ export class KvmConsole extends HTMLElement {
   }
 
   tick() {
+    const rtc = this.rtc;
+    if (rtc) {
+      // WebRTC media bypasses the socket: count its bytes, and take the
+      // round trip and losses from the peer connection.
+      rtc.poll().then((r) => {
+        if (rtc !== this.rtc) return;
+        this.bytesReceived += Math.max(0, r.bytes - this.rtcBytes);
+        this.rtcBytes = r.bytes;
+        this.packetsLost = r.packetsLost;
+        if (r.rtt) this.rtt = Math.round(r.rtt);
+      }, () => {});
+    }
     const now = performance.now();
     const s = this.sample;
     const dt = (now - s.t) / 1000 || 1;
@@ -450,6 +468,7 @@ export class KvmConsole extends HTMLElement {
       transport: this.transport,
       codec: this.codec,
       bitrate: this.bitrate,
+      packetsLost: this.packetsLost,
     };
   }
 

@@ -104,6 +104,25 @@ export class RTCViewer {
   }
 
   /**
+   * Reads the connection's statistics: the ICE round trip (ms), video
+   * bytes and packets lost so far.
+   * @returns {Promise<{rtt: number, bytes: number, packetsLost: number}>}
+   */
+  async poll() {
+    const r = { rtt: 0, bytes: 0, packetsLost: 0 };
+    if (!this.pc || this.closed) return r;
+    const report = await this.pc.getStats();
+    report.forEach((/** @type {any} */ s) => {
+      if (s.type === 'candidate-pair' && s.nominated && typeof s.currentRoundTripTime === 'number') r.rtt = s.currentRoundTripTime * 1000;
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        r.bytes += s.bytesReceived || 0;
+        r.packetsLost += s.packetsLost || 0;
+      }
+    });
+    return r;
+  }
+
+  /**
    * Sends msg over the DataChannel; false when it is not open.
    * @param {any} msg
    */

@@ -54,6 +54,8 @@ func TestWebRTC(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.WaitFor(t, el+`.rtc.frames >= `+strconv.Itoa(before+15)+` && `+el+`.video.currentTime > 0`, wait)
+			// Its bytes count in the statistics.
+			p.WaitFor(t, el+`.rtcBytes > 0 && `+el+`.stats().bytesReceived >= `+el+`.rtcBytes`, wait)
 
 			// Still screen: the picture settles to the framebuffer.
 			con.SetAnimationPaused(true)
