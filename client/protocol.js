@@ -26,9 +26,12 @@ export class ProtocolError extends Error {
 
 /**
  * Inflater is the connection's single raw-deflate stream. The server
- * sync-flushes after each deflate record, so a record's inflated bytes are
- * available once its compressed bytes have been written; reads are queued
- * so that records take their bytes strictly in record order.
+ * sync-flushes at the end of the last deflate record of each binary
+ * message, not after every record: parseRecords writes the compressed
+ * bytes of all of a message's deflate records before any read can run (the
+ * reads are queued as promises), so every record's inflated bytes become
+ * available; reads are queued so that records take their bytes strictly in
+ * record order.
  */
 export class Inflater {
   constructor() {

@@ -3,6 +3,7 @@ package tiles
 import (
 	"bytes"
 	"compress/flate"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"image"
@@ -65,7 +66,13 @@ type Encoder struct {
 
 	lossy tileSet // tiles whose last pixels went out lossily
 	sh    shadow  // what the browser's canvas holds
-	bands []framebuffer.Rect
+
+	// The last deflate record of the current Encode call: where its
+	// length is and where its data ends in dst; unflushed is set while
+	// the stream has data since the last sync flush.
+	lastLen, lastEnd int
+	unflushed        bool
+	bands            []framebuffer.Rect
 
 	// Stats accumulates over the encoder's life.
 	Stats Stats
@@ -87,6 +94,14 @@ func NewEncoder() *Encoder {
 // browser already has and sends content that moved vertically inside r as
 // a copy record followed by the rows that are still different.
 func (e *Encoder) Encode(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
+	dst, err := e.encode(dst, src, r, q)
+	if err != nil {
+		return dst, err
+	}
+	return e.finish(dst)
+}
+
+func (e *Encoder) encode(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
 	r = r.Intersect(src.Bounds())
 	if r.Empty() {
 		return dst, nil
@@ -233,17 +248,41 @@ func rgbAt(pix []byte, o int) uint32 {
 }
 
 // deflate compresses e.raw as the next part of the stream and appends the
-// length-prefixed bytes.
+// length-prefixed bytes the compressor produced so far; the sync flush
+// comes at the end of Encode (see finish).
 func (e *Encoder) deflate(dst []byte) ([]byte, error) {
 	e.zbuf.Reset()
 	if _, err := e.fw.Write(e.raw); err != nil {
 		return dst, fmt.Errorf("tiles: deflate: %w", err)
 	}
+	e.lastLen = len(dst)
+	dst = appendU32(dst, uint32(e.zbuf.Len()))
+	dst = append(dst, e.zbuf.Bytes()...)
+	e.lastEnd, e.unflushed = len(dst), true
+	return dst, nil
+}
+
+// finish sync-flushes the stream if deflate records went out since the
+// last flush, and puts the flushed bytes at the end of the last deflate
+// record (moving any records after it), so that the stream reaches a
+// flush point with the last deflate record of each Encode call.
+func (e *Encoder) finish(dst []byte) ([]byte, error) {
+	if !e.unflushed {
+		return dst, nil
+	}
+	e.unflushed = false
+	e.zbuf.Reset()
 	if err := e.fw.Flush(); err != nil {
 		return dst, fmt.Errorf("tiles: deflate flush: %w", err)
 	}
-	dst = appendU32(dst, uint32(e.zbuf.Len()))
-	return append(dst, e.zbuf.Bytes()...), nil
+	n := e.zbuf.Len()
+	tail := len(dst) - e.lastEnd
+	dst = append(dst, e.zbuf.Bytes()...) // grow by n
+	copy(dst[e.lastEnd+n:], dst[e.lastEnd:e.lastEnd+tail])
+	copy(dst[e.lastEnd:], e.zbuf.Bytes())
+	l := binary.LittleEndian.Uint32(dst[e.lastLen:])
+	binary.LittleEndian.PutUint32(dst[e.lastLen:], l+uint32(n))
+	return dst, nil
 }
 
 func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuffer.Rect) ([]byte, error) {

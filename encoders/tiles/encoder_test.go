@@ -1,6 +1,7 @@
 package tiles_test
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -332,5 +333,46 @@ func TestPackedIndexed(t *testing.T) {
 				t.Errorf("%d colours, width %d: decoded canvas differs", colours, w)
 			}
 		}
+	}
+}
+
+// TestOneFlushPerEncode checks that the deflate records of one Encode call
+// share one sync flush, at the end of the last one.
+func TestOneFlushPerEncode(t *testing.T) {
+	src := textConsole(720, 400, 7)
+	src.Fill(rc(300, 0, 64, 400), 0xff204080) // fills between the deflate records
+	msg, err := tiles.NewEncoder().Encode(nil, src, src.Bounds(), tiles.Quality{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []bool // whether each deflate record's data ends on a sync flush
+	for p := 0; p < len(msg); {
+		switch msg[p] {
+		case tiles.RecordFill:
+			p += 12
+		case tiles.RecordDeflate:
+			p += 10
+			if f := msg[p-1]; f != tiles.FormatRGB {
+				p += 1 + 3*(int(msg[p])+1)
+			}
+			n := int(binary.LittleEndian.Uint32(msg[p:]))
+			p += 4 + n
+			ends = append(ends, n >= 4 && string(msg[p-4:p]) == "\x00\x00\xff\xff")
+		default:
+			t.Fatalf("unexpected record %#x at %d", msg[p], p)
+		}
+	}
+	if len(ends) < 2 {
+		t.Fatalf("%d deflate records, want several", len(ends))
+	}
+	for i, end := range ends {
+		if want := i == len(ends)-1; end != want {
+			t.Errorf("deflate record %d of %d: ends on a flush %v, want %v", i, len(ends), end, want)
+		}
+	}
+	d := tilestest.NewDecoder()
+	decodeAll(t, d, append(tiles.AppendResize(nil, src.W, src.H), msg...))
+	if !d.Canvas.Equal(src) {
+		t.Fatal("decoded canvas differs")
 	}
 }

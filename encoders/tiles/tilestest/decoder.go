@@ -115,7 +115,12 @@ func (r *reader) rect() framebuffer.Rect {
 
 // Apply decodes one binary message. It returns the number of frame end
 // records it held.
+//
+// The deflate bytes of all deflate records of the message are fed to the
+// inflater first: a record's bytes need not end at a flush point, only the
+// last deflate record's of the message do (docs/protocol.md).
 func (d *Decoder) Apply(msg []byte) (frames int, err error) {
+	d.scan(msg)
 	r := &reader{b: msg}
 	for len(r.b) > 0 {
 		typ := byte(r.u8())
@@ -131,6 +136,40 @@ func (d *Decoder) Apply(msg []byte) (frames int, err error) {
 		}
 	}
 	return frames, nil
+}
+
+// scan appends the deflate bytes of msg's records to the inflater's input.
+// It stops at the first record it cannot parse; Apply reports that one.
+func (d *Decoder) scan(msg []byte) {
+	r := &reader{b: msg}
+	for len(r.b) > 0 && r.err == nil {
+		switch byte(r.u8()) {
+		case tiles.RecordResize:
+			r.take(4)
+		case tiles.RecordFill:
+			r.take(11)
+		case tiles.RecordCopy:
+			r.take(12)
+		case tiles.RecordFrameEnd:
+			r.take(8)
+		case tiles.RecordPNG, tiles.RecordJPEG:
+			r.take(8)
+			r.take(int(r.u32()))
+		case tiles.RecordCursor:
+			w, h := r.u16(), r.u16()
+			r.take(4 + w*h*4)
+		case tiles.RecordDeflate:
+			r.take(8)
+			if f := r.u8(); f == tiles.FormatIndexed || f == tiles.FormatPacked {
+				r.take(3 * (r.u8() + 1))
+			}
+			if data := r.take(int(r.u32())); r.err == nil {
+				d.in.buf = append(d.in.buf, data...)
+			}
+		default:
+			return
+		}
+	}
 }
 
 func (d *Decoder) inside(rect framebuffer.Rect) error {
@@ -243,14 +282,13 @@ func (d *Decoder) deflate(r *reader) error {
 	default:
 		return fmt.Errorf("unknown deflate format %d", format)
 	}
-	data := r.take(int(r.u32()))
+	r.take(int(r.u32())) // the data went to the inflater in scan
 	if r.err != nil {
 		return r.err
 	}
 	if err := d.inside(rect); err != nil {
 		return err
 	}
-	d.in.buf = append(d.in.buf, data...)
 	n := rect.W * rect.H
 	bits, stride := 8, rect.W
 	switch format {
