@@ -40,7 +40,7 @@ func TestWebRTC(t *testing.T) {
 				cancel()
 				<-con.Done()
 			})
-			_, hs := startServer(t, server.Options{Target: "vnc://" + addr})
+			_, hs := startServer(t, server.Options{Target: "vnc://" + addr, WebRTC: loopbackRTC})
 			fb := con.Framebuffer()
 
 			b := browsertest.Launch(t)
@@ -134,10 +134,14 @@ func waitVideoPSNR(t *testing.T, p *browsertest.Page, fb *framebuffer.Framebuffe
 	}
 }
 
+// loopbackRTC keeps ICE on the loopback interface: tests talk to nothing
+// but this machine's loopback.
+var loopbackRTC = server.WebRTCOptions{Interfaces: []string{"lo"}}
+
 // TestWebRTCFallback makes WebRTC unusable: with no RTCPeerConnection in
 // the page the client cannot answer the offer; with the server announcing
-// only an unreachable address (TEST-NET-1) ICE never connects and no
-// picture arrives. Either way the client tells the server by itself and the
+// an address nothing listens on (127.0.0.3; ICE itself stays on
+// loopback) ICE never connects and no picture arrives. Either way the client tells the server by itself and the
 // console continues on WebSocket video over the same connection, where
 // typed keys reach the console.
 func TestWebRTCFallback(t *testing.T) {
@@ -149,8 +153,8 @@ func TestWebRTCFallback(t *testing.T) {
 		rtc   server.WebRTCOptions
 		setup string // run in the page before it reconnects
 	}{
-		{name: "no-rtcpeerconnection", setup: `delete window.RTCPeerConnection; window.RTCPeerConnection = undefined;`},
-		{name: "ice-fails", rtc: server.WebRTCOptions{PublicIPs: []string{"192.0.2.1"}}},
+		{name: "ice-fails", rtc: server.WebRTCOptions{Interfaces: []string{"lo"}, PublicIPs: []string{"127.0.0.3"}}},
+		{name: "no-rtcpeerconnection", rtc: loopbackRTC, setup: `delete window.RTCPeerConnection; window.RTCPeerConnection = undefined;`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())

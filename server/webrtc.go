@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,9 @@ type WebRTCOptions struct {
 	PublicIPs []string
 	// PortMin and PortMax bound the UDP ports ICE uses; 0 means any.
 	PortMin, PortMax uint16
+	// Interfaces, if set, restricts ICE to these network interfaces (e.g.
+	// "lo" keeps every candidate on loopback, as the tests do).
+	Interfaces []string
 	// ICEServers are STUN and TURN servers for both ends; they are sent
 	// to the browser with the offer.
 	ICEServers []ICEServer
@@ -154,6 +158,10 @@ func (vc *viewerConn) startRTC(codec string) (*rtcPeer, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("webrtc: public IPs: %w", err)
 		}
+	}
+	if len(opts.Interfaces) > 0 {
+		allowed := slices.Clone(opts.Interfaces)
+		se.SetInterfaceFilter(func(name string) bool { return slices.Contains(allowed, name) })
 	}
 	if opts.PortMin != 0 || opts.PortMax != 0 {
 		if err := se.SetEphemeralUDPPortRange(opts.PortMin, opts.PortMax); err != nil {

@@ -58,7 +58,7 @@ func TestWebRTCSignalling(t *testing.T) {
 			if err := video.Available(codec); err != nil {
 				t.Skip(err)
 			}
-			e := newEnv(t, server.Options{Target: "vnc://fake:1"}, 320, 200)
+			e := newEnv(t, server.Options{Target: "vnc://fake:1", WebRTC: server.WebRTCOptions{Interfaces: []string{"lo"}}}, 320, 200)
 			c := e.connect("transport=webrtc&codec=" + codec)
 			e.paint(c, func(cv *framebuffer.Canvas, b *framebuffer.Batch) {
 				desktopNoise(cv, 3)

@@ -78,6 +78,7 @@ func runServe(ctx context.Context, args []string) error {
 	noWebRTC := fs.Bool("no-webrtc", false, "refuse the WebRTC transport (viewers asking for it get WebSocket video)")
 	rtcIPs := fs.String("webrtc-public-ip", "", "comma-separated public `IPS` announced as WebRTC host candidates (1:1 NAT)")
 	rtcPorts := fs.String("webrtc-ports", "", "UDP port range `MIN-MAX` for WebRTC (default: any)")
+	rtcIfaces := fs.String("webrtc-interfaces", "", "comma-separated network `INTERFACES` WebRTC may use (default: all)")
 	iceURLs := fs.String("ice-server", "", "comma-separated STUN/TURN `URLS` for WebRTC, e.g. turn:turn.example.com:3478")
 	turnUser := fs.String("turn-user", "", "TURN `USERNAME` for --ice-server")
 	turnCredFile := fs.String("turn-credential-file", "", "read the TURN credential from `FILE`")
@@ -122,6 +123,9 @@ func runServe(ctx context.Context, args []string) error {
 		if ip = strings.TrimSpace(ip); ip != "" {
 			opts.WebRTC.PublicIPs = append(opts.WebRTC.PublicIPs, ip)
 		}
+	}
+	if *rtcIfaces != "" {
+		opts.WebRTC.Interfaces = strings.Split(*rtcIfaces, ",")
 	}
 	if *rtcPorts != "" {
 		lo, hi, ok := strings.Cut(*rtcPorts, "-")
