@@ -55,8 +55,10 @@ type Encoder struct {
 	zbuf bytes.Buffer
 	fw   *flate.Writer
 	jbuf bytes.Buffer
-	raw  []byte // scratch: pixels to deflate
-	pal  palette
+	raw  []byte  // scratch: pixels to deflate
+	pal  palette // the colours of the tile being analyzed
+	// runPal is the palette of the pending indexed run.
+	runPal palette
 
 	// run is the pending merged record of the current tile row.
 	run     framebuffer.Rect
@@ -162,7 +164,8 @@ func (e *Encoder) encodeRect(dst []byte, src *framebuffer.Canvas, r framebuffer.
 // tile classifies one tile and either extends the pending run or emits.
 func (e *Encoder) tile(dst []byte, src *framebuffer.Canvas, t framebuffer.Rect, q Quality) ([]byte, error) {
 	k, colour := e.analyze(src, t, q)
-	if e.hasRun && e.runKind == k && (k != kindFill || e.runRGB == colour) && k != kindIndexed {
+	if e.hasRun && e.runKind == k && (k != kindFill || e.runRGB == colour) &&
+		(k != kindIndexed || e.mergePalette()) {
 		e.run.W += t.W
 		return dst, nil
 	}
@@ -172,10 +175,36 @@ func (e *Encoder) tile(dst []byte, src *framebuffer.Canvas, t framebuffer.Rect, 
 	}
 	if k == kindIndexed {
 		// The palette from analyze is still loaded.
-		return e.appendIndexed(dst, src, t)
+		e.runPal.reset()
+		for _, c := range e.pal.colours[:e.pal.n] {
+			e.runPal.add(c)
+		}
 	}
 	e.run, e.runKind, e.runRGB, e.hasRun = t, k, colour, true
 	return dst, nil
+}
+
+// mergePalette adds the colours of the tile just analyzed to the pending
+// indexed run's palette if the union still fits a packed record (16
+// colours); it reports whether it did. A record saved is worth about 20
+// bytes of header; wider indices cost less than that once deflated (the
+// bench harness's text workloads sent the same bytes when merging only
+// tiles of the same index width).
+func (e *Encoder) mergePalette() bool {
+	rp, tp := &e.runPal, &e.pal
+	n := rp.n
+	for _, c := range tp.colours[:tp.n] {
+		if !rp.has(c) {
+			n++
+		}
+	}
+	if n > 16 {
+		return false
+	}
+	for _, c := range tp.colours[:tp.n] {
+		rp.add(c)
+	}
+	return true
 }
 
 func (e *Encoder) flushRun(dst []byte, src *framebuffer.Canvas, q Quality) ([]byte, error) {
@@ -191,6 +220,8 @@ func (e *Encoder) flushRun(dst []byte, src *framebuffer.Canvas, q Quality) ([]by
 		return AppendFill(dst, r, byte(e.runRGB), byte(e.runRGB>>8), byte(e.runRGB>>16)), nil
 	case kindJPEG:
 		return e.appendJPEG(dst, src, r, q)
+	case kindIndexed:
+		return e.appendIndexed(dst, src, r)
 	default:
 		return e.appendRGB(dst, src, r)
 	}
@@ -286,7 +317,7 @@ func (e *Encoder) finish(dst []byte) ([]byte, error) {
 }
 
 func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuffer.Rect) ([]byte, error) {
-	p := &e.pal
+	p := &e.runPal
 	e.Stats.Indexed++
 	e.lossy.clear(t)
 	dst = append(dst, RecordDeflate)

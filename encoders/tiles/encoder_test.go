@@ -376,3 +376,38 @@ func TestOneFlushPerEncode(t *testing.T) {
 		t.Fatal("decoded canvas differs")
 	}
 }
+
+// TestIndexedTilesMerge checks that a text line across many tiles goes out
+// as one indexed record when its tiles' palettes together fit 16 colours,
+// and as several when a tile has more.
+func TestIndexedTilesMerge(t *testing.T) {
+	line := textConsole(720, 16, 8) // background and four colours: 4 bits
+	wide := line.Clone()
+	for x := 0; x < 64; x++ { // one tile with 64 colours: format 1
+		wide.Fill(rc(320+x, 3, 1, 1), 0xff000000|uint32(x*4)<<8)
+	}
+	cases := []struct {
+		name    string
+		src     *framebuffer.Canvas
+		records int
+	}{
+		{"text line", line, 1},
+		{"text line with a many-colour tile", wide, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e, d := tiles.NewEncoder(), tilestest.NewDecoder()
+			msg, err := e.Encode(tiles.AppendResize(nil, 720, 16), tc.src, tc.src.Bounds(), tiles.Quality{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			decodeAll(t, d, msg)
+			if !d.Canvas.Equal(tc.src) {
+				t.Fatal("decoded canvas differs")
+			}
+			if got := d.Records[tiles.RecordDeflate]; got != tc.records {
+				t.Errorf("%d deflate records, want %d", got, tc.records)
+			}
+		})
+	}
+}

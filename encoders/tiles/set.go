@@ -46,6 +46,18 @@ func (p *palette) add(c uint32) bool {
 	}
 }
 
+// has reports whether c is in the palette.
+func (p *palette) has(c uint32) bool {
+	for h := paletteHash(c); ; h = (h + 1) & (paletteSlots - 1) {
+		if p.gen[h] != p.cur {
+			return false
+		}
+		if p.keys[h] == c {
+			return true
+		}
+	}
+}
+
 // index returns the index of c, which must have been added.
 func (p *palette) index(c uint32) byte {
 	for h := paletteHash(c); ; h = (h + 1) & (paletteSlots - 1) {
