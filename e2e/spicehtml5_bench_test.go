@@ -91,10 +91,12 @@ func BenchmarkSPICEHTML5ConsoleBytes(b *testing.B) {
 		p := br.NewPage(b, files.URL+"/spice_auto.html?host=127.0.0.1&port="+outPort)
 		defer p.Close(b)
 		p.WaitFor(b, `!!document.querySelector('`+spiceHTML5Canvas+`')`, wait)
-		spiceHTML5WaitScreen(b, p, q)
+		spiceHTML5WaitScreen(b, p, q, wait)
 		for b.Loop() {
 			spiceHTML5Workload(b, q, iters, "spicehtml5", in, out, ws, func() {
-				b.ReportMetric(float64(spiceHTML5WaitScreen(b, p, q)), "px-differ")
+				// spice-html5 decodes in the page's JavaScript and may
+				// still be working through a backlog on a loaded machine.
+				b.ReportMetric(float64(spiceHTML5WaitScreen(b, p, q, 3*wait)), "px-differ")
 			})
 		}
 	})
@@ -176,12 +178,12 @@ func spiceHTML5Websockify(b *testing.B, port int, target string) int {
 
 // spiceHTML5WaitScreen waits until spice-html5's canvas has QEMU's screen
 // size and drew something that is not black, then until it equals QEMU's
-// screendump, for up to the e2e wait. It returns how many pixels still
-// differ (0 when it matched); it fails the benchmark only when the canvas
-// never appeared with the screen's size or stayed black.
-func spiceHTML5WaitScreen(b *testing.B, p *browsertest.Page, q *testserver.QEMU) int {
+// screendump, for up to timeout. It returns how many pixels still differ
+// (0 when it matched); it fails the benchmark only when the canvas never
+// appeared with the screen's size or stayed black.
+func spiceHTML5WaitScreen(b *testing.B, p *browsertest.Page, q *testserver.QEMU, timeout time.Duration) int {
 	b.Helper()
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(timeout)
 	bad := -1
 	for {
 		want, err := q.Screenshot()
@@ -197,9 +199,9 @@ func spiceHTML5WaitScreen(b *testing.B, p *browsertest.Page, q *testserver.QEMU)
 		}
 		if time.Now().After(deadline) {
 			if bad < 0 {
-				b.Fatalf("spice-html5's canvas never showed the %dx%d screen (last error %v)", want.W, want.H, err)
+				b.Fatalf("spice-html5's canvas never showed the %dx%d screen in %v (last error %v)", want.W, want.H, timeout, err)
 			}
-			b.Logf("spice-html5's canvas differs from QEMU's screendump in %d pixels after %v: %s", bad, wait, compare(got, want))
+			b.Logf("spice-html5's canvas differs from QEMU's screendump in %d pixels after %v", bad, timeout)
 			return bad
 		}
 		time.Sleep(150 * time.Millisecond)
