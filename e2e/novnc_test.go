@@ -216,7 +216,7 @@ func TestNoVNCQEMU(t *testing.T) {
 
 			marker := "NOVNC-" + strings.ToUpper(string(mode))
 			p.MustEval(t, `novnc.focus()`)
-			p.Type(t, "echo "+marker+"-$((6*7)) > /dev/ttyS0")
+			p.TypeSlowly(t, "echo "+marker+"-$((6*7)) > /dev/ttyS0", qemuKeyGap)
 			p.KeyPress(t, "Enter")
 			q.WaitSerial(t, marker+"-42", novncWait)
 			novncWaitScreen(t, p, q)

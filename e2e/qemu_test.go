@@ -46,7 +46,7 @@ func TestQEMULinux(t *testing.T) {
 		// The guest's shell computes the marker, so only a command that
 		// really ran writes it to the serial port.
 		p.MustEval(t, el+`.focus()`)
-		p.Type(t, "echo TYPED-IN-BROWSER-$((6*7)) > /dev/ttyS0")
+		p.TypeSlowly(t, "echo TYPED-IN-BROWSER-$((6*7)) > /dev/ttyS0", qemuKeyGap)
 		p.KeyPress(t, "Enter")
 		q.WaitSerial(t, "TYPED-IN-BROWSER-42", wait)
 		waitScreen(t, p, q)
@@ -80,7 +80,7 @@ func TestQEMULinux(t *testing.T) {
 
 		// Frames keep coming and keys keep working after the reload.
 		p.MustEval(t, el+`.focus()`)
-		p.Type(t, "echo RELOADED-$((40+2)) > /dev/ttyS0")
+		p.TypeSlowly(t, "echo RELOADED-$((40+2)) > /dev/ttyS0", qemuKeyGap)
 		p.KeyPress(t, "Enter")
 		q.WaitSerial(t, "RELOADED-42", wait)
 		p.WaitFor(t, el+`.stats().framesDrawn > `+strconv.Itoa(drawn), wait)

@@ -70,3 +70,8 @@ func canvasPoint(t *testing.T, p *browsertest.Page, fx, fy int) (x, y float64) {
 	}
 	return r.X, r.Y
 }
+
+// qemuKeyGap is the pause between characters typed into a QEMU guest from
+// the page: under TCG on a busy machine the guest's PS/2 queue can overflow
+// when keys arrive back to back.
+const qemuKeyGap = 15 * time.Millisecond

@@ -3,6 +3,7 @@ package browsertest
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // Key describes a physical key of a US keyboard as a page sees it in a
@@ -197,7 +198,18 @@ func (p *Page) KeyPress(t testing.TB, code string) {
 // a character needs it. "\n" presses Enter.
 func (p *Page) Type(t testing.TB, text string) {
 	t.Helper()
+	p.TypeSlowly(t, text, 0)
+}
+
+// TypeSlowly types text like Type, pausing gap after each character. Guests
+// under emulation drop keys when their 16-byte PS/2 queue overflows, which
+// a busy machine makes likely; tests typing into QEMU use a small gap.
+func (p *Page) TypeSlowly(t testing.TB, text string, gap time.Duration) {
+	t.Helper()
 	for _, r := range text {
+		if gap > 0 {
+			time.Sleep(gap)
+		}
 		if r == '\n' {
 			p.KeyPress(t, "Enter")
 			continue
