@@ -46,7 +46,7 @@ func spiceQEMUWith(t *testing.T, o testserver.QEMUOptions, spiceOpts string, ext
 		t.Skip("starts QEMU")
 	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
+		t.Fatal("qemu-system-x86_64 not installed (Debian package qemu-system-x86; scripts/install-deps.sh installs it)")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -9,8 +9,9 @@ import (
 )
 
 // TestBuildsWithoutLibraries builds the kvmgate binary without cgo and runs
-// this package's tests in that configuration and with the no-library tags,
-// where video reports that the codecs are unavailable.
+// this package's tests in that configuration and in a build without the
+// codec tags, where video reports that the codecs are unavailable and the
+// server falls back to tiles.
 func TestBuildsWithoutLibraries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary again without cgo")
@@ -31,4 +32,6 @@ func TestBuildsWithoutLibraries(t *testing.T) {
 	run(nil, "build", "-o", os.DevNull, "kvmgate/cmd/kvmgate")
 	run([]string{"CGO_ENABLED=0"}, "test", "-count=1", "-run", "^TestUnavailable$", ".")
 	run(nil, "test", "-count=1", "-run", "^TestUnavailable$", ".")
+	// The server's fallback to tiles, in a build without the codecs.
+	run(nil, "test", "-count=1", "-run", "^TestVideoUnavailableFallsBackToTiles$", "kvmgate/server")
 }

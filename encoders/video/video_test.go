@@ -55,7 +55,7 @@ func available(t *testing.T, codec string) {
 		if !errors.As(err, &ue) {
 			t.Fatalf("Available(%s) = %v, want nil or an *UnavailableError", codec, err)
 		}
-		t.Skipf("%v (built without cgo or with a no%s tag)", err, codec)
+		t.Skipf("%v (this build lacks the %s codec; scripts/test.sh builds with -tags libvpx,openh264)", err, codec)
 	}
 }
 
