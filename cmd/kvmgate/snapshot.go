@@ -132,29 +132,7 @@ func snapshot(ctx context.Context, addr string, opts rfb.Options) (*framebuffer.
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	fb := framebuffer.New()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- c.Run(runCtx, fb) }()
-	select {
-	case <-c.FullFrame():
-		snap := fb.Snapshot()
-		stop()
-		<-errc
-		return snap, nil
-	case err := <-errc:
-		if err == nil {
-			err = ctx.Err()
-		}
-		if err == nil {
-			err = errors.New("connection ended before a complete screen arrived")
-		}
-		return nil, err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for the screen: %w", ctx.Err())
-	}
+	return capture(ctx, c, c.FullFrame())
 }
 
 // snapshotTarget opens any registered target with backend.Open and returns
@@ -165,48 +143,50 @@ func snapshotTarget(ctx context.Context, target string, secrets backend.Secrets)
 	if err != nil {
 		return nil, err
 	}
+	var ready <-chan struct{}
+	if ff, ok := c.(interface{ FirstFrame() <-chan struct{} }); ok {
+		ready = ff.FirstFrame()
+	}
+	return capture(ctx, c, ready)
+}
+
+// capture runs c until ready is closed (or, with a nil ready, until the
+// first picture is published), returns a copy of the screen and closes c.
+func capture(ctx context.Context, c backend.Console, ready <-chan struct{}) (*framebuffer.Canvas, error) {
 	defer c.Close()
 	fb := framebuffer.New()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(runCtx, fb) }()
-	if ff, ok := c.(interface{ FirstFrame() <-chan struct{} }); ok {
-		select {
-		case <-ff.FirstFrame():
-			snap := fb.Snapshot()
-			stop()
-			<-errc
-			return snap, nil
-		case err := <-errc:
-			if err == nil {
-				err = errors.New("connection ended before a screen arrived")
-			}
-			return nil, err
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for the screen: %w", ctx.Err())
-		}
+	var tick <-chan time.Time
+	if ready == nil {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		tick = t.C
 	}
-	// Without a first-frame signal, take the first published picture.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
 	for {
 		select {
-		case <-tick.C:
-			if w, _ := fb.Size(); w > 0 {
-				snap := fb.Snapshot()
-				stop()
-				<-errc
-				return snap, nil
+		case <-tick:
+			if w, _ := fb.Size(); w == 0 {
+				continue
 			}
+		case <-ready:
 		case err := <-errc:
 			if err == nil {
-				err = errors.New("connection ended before a screen arrived")
+				err = ctx.Err()
+			}
+			if err == nil {
+				err = errors.New("connection ended before a complete screen arrived")
 			}
 			return nil, err
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for the screen: %w", ctx.Err())
 		}
+		snap := fb.Snapshot()
+		stop()
+		<-errc
+		return snap, nil
 	}
 }
 
