@@ -145,19 +145,3 @@ func PSNR(a, b *framebuffer.Canvas) float64 {
 	mse := float64(sum) / float64(w*h*3)
 	return 10 * math.Log10(255*255/mse)
 }
-
-// copyPicture copies a w×h I420 picture from (C) planes into dst's own
-// memory, reallocating it when the size changed.
-func copyPicture(dst *Picture, w, h int, y []byte, ys int, u, v []byte, cs int) {
-	if dst.W != w || dst.H != h || dst.Y == nil {
-		*dst = *NewPicture(w, h)
-	}
-	cw, ch := (w+1)/2, (h+1)/2
-	for r := 0; r < h; r++ {
-		copy(dst.Y[r*dst.YStride:r*dst.YStride+w], y[r*ys:r*ys+w])
-	}
-	for r := 0; r < ch; r++ {
-		copy(dst.U[r*dst.CStride:r*dst.CStride+cw], u[r*cs:r*cs+cw])
-		copy(dst.V[r*dst.CStride:r*dst.CStride+cw], v[r*cs:r*cs+cw])
-	}
-}

@@ -191,12 +191,3 @@ func findNAL(b []byte, typ byte) []byte {
 	}
 	return nil
 }
-
-// evenUp rounds n up to an even number (H.264 4:2:0 needs even sizes).
-func evenUp(n int) int { return (n + 1) &^ 1 }
-
-// ptsMillis converts a presentation time to the codecs' millisecond clock.
-func ptsMillis(pts time.Duration) int64 { return int64(pts / time.Millisecond) }
-
-// errClosed is returned by a closed encoder or decoder.
-var errClosed = errors.New("video: encoder or decoder is closed")
