@@ -1,0 +1,318 @@
+//go:build shapedlink
+
+// This test is kept out of CI (it needs -tags shapedlink,libvpx,openh264):
+// the bitrate does not yet converge reliably below a 1 Mbit/s link (2 of 7
+// runs failed; see docs/benchmarks.md, section Video). It is the acceptance
+// test for the rate-control fix that issue 5 still needs.
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"kvmgate/demo"
+	"kvmgate/encoders/video"
+	"kvmgate/framebuffer"
+	"kvmgate/internal/browsertest"
+	"kvmgate/server"
+)
+
+// shapedLink is the rate of the shaped link in TestWebSocketVideoShaped,
+// in bit/s.
+const shapedLink = 1_000_000
+
+// TestWebSocketVideoShaped puts a 1 Mbit/s token-bucket relay between
+// headless Chromium and the server, with the demo's box moving, on
+// `?transport=wsvideo`: frames keep being drawn, keys still reach the
+// console, and the server's target bitrate (stats().bitrate) settles below
+// the link rate: its average over the last 5 s is at most the link's rate
+// (the ack-based controller saws around the knee, so single samples may
+// exceed it).
+func TestWebSocketVideoShaped(t *testing.T) {
+	codec := video.VP8
+	if err := video.Available(codec); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, con, err := demo.Start(ctx, demo.Options{
+		Width: 640, Height: 400,
+		Now:    func() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-con.Done()
+	})
+	_, hs := startServer(t, server.Options{Target: "vnc://" + addr})
+	u, err := url.Parse(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := newShapingRelay(u.Host, shapedLink/8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := relay.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	// The box alone is far below any link; a patch of changing blocks
+	// next to it gives the encoder more to send than the link carries.
+	stopNoise := paintNoise(ctx, con.Framebuffer(), framebuffer.Rect{X: 320, Y: 0, W: 320, H: 240})
+	t.Cleanup(stopNoise)
+
+	b := browsertest.Launch(t)
+	p := b.NewPage(t, "http://"+relay.Addr()+"/?transport=wsvideo&codec="+codec)
+	waitConnected(t, p)
+	p.WaitFor(t, el+`.stats().transport === 'wsvideo'`, wait)
+
+	// 18 s of motion through the link: sample the drawn frames and the
+	// target bitrate twice a second.
+	type sample struct {
+		FramesDrawn, Bitrate int
+	}
+	const period = 500 * time.Millisecond
+	var samples []sample
+	start := time.Now()
+	startBytes := relay.Down()
+	for time.Since(start) < 18*time.Second {
+		time.Sleep(period)
+		var s sample
+		if err := p.EvalInto(`(() => { const s = `+el+`.stats(); return {framesDrawn: s.framesDrawn, bitrate: s.bitrate}; })()`, &s); err != nil {
+			t.Fatal(err)
+		}
+		samples = append(samples, s)
+	}
+	rate := float64(relay.Down()-startBytes) * 8 / time.Since(start).Seconds()
+	t.Logf("link %d bit/s, relayed %.0f bit/s to the browser; samples (frames drawn, target kbit/s): %v", shapedLink, rate, samples)
+
+	// Frames kept coming in every third of the run.
+	third := len(samples) / 3
+	for i := 0; i < 3; i++ {
+		a, z := samples[i*third], samples[(i+1)*third-1]
+		if z.FramesDrawn <= a.FramesDrawn {
+			t.Errorf("no frames drawn between samples %d and %d (%d)", i*third, (i+1)*third-1, a.FramesDrawn)
+		}
+	}
+	// The target settled below the link.
+	last := samples[len(samples)-int(5*time.Second/period):]
+	sum := 0
+	for _, s := range last {
+		sum += s.Bitrate * 1000
+	}
+	if avg := sum / len(last); avg > shapedLink {
+		t.Errorf("target bitrate averages %d bit/s over the last 5 s on a %d bit/s link", avg, shapedLink)
+	}
+
+	// Keys still reach the console through the shaped link.
+	p.MustEval(t, el+`.focus()`)
+	p.Type(t, "echo slow")
+	p.KeyPress(t, "Enter")
+	waitText(t, con, demo.Prompt+"echo slow\nslow")
+	noErrors(t, p)
+}
+
+// shapingRelay is a TCP relay on 127.0.0.1 that forwards connections to a
+// target and limits the target-to-client direction with a token bucket
+// (rate bytes/s, a burst of shapeBurst bytes); the other direction is not
+// limited. It counts the bytes it sent to clients.
+type shapingRelay struct {
+	ln     net.Listener
+	target string
+	rate   float64
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// mu guards the following.
+	open   map[net.Conn]struct{}
+	closed bool
+	down   int64
+}
+
+// shapeBurst is the token bucket's depth: a little above one TCP segment
+// burst, so that the link behaves like a slow line rather than a fast one
+// that pauses.
+const shapeBurst = 8 << 10
+
+func newShapingRelay(target string, rate float64) (*shapingRelay, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &shapingRelay{ln: ln, target: target, rate: rate, open: make(map[net.Conn]struct{})}
+	r.wg.Add(1)
+	go r.accept()
+	return r, nil
+}
+
+// Addr returns the relay's host:port.
+func (r *shapingRelay) Addr() string { return r.ln.Addr().String() }
+
+// Down returns the bytes sent to clients so far.
+func (r *shapingRelay) Down() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.down
+}
+
+// Close stops the relay, closes its connections and waits for its
+// goroutines.
+func (r *shapingRelay) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	for c := range r.open {
+		c.Close()
+	}
+	r.mu.Unlock()
+	err := r.ln.Close()
+	r.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (r *shapingRelay) track(c net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		c.Close()
+		return false
+	}
+	r.open[c] = struct{}{}
+	return true
+}
+
+func (r *shapingRelay) untrack(c net.Conn) {
+	r.mu.Lock()
+	delete(r.open, c)
+	r.mu.Unlock()
+	c.Close()
+}
+
+func (r *shapingRelay) accept() {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.wg.Add(1)
+		go r.relay(c)
+	}
+}
+
+func (r *shapingRelay) relay(c net.Conn) {
+	defer r.wg.Done()
+	if !r.track(c) {
+		return
+	}
+	defer r.untrack(c)
+	t, err := net.Dial("tcp", r.target)
+	if err != nil {
+		return
+	}
+	if !r.track(t) {
+		return
+	}
+	defer r.untrack(t)
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(t, c)
+		t.Close()
+		c.Close()
+		done <- struct{}{}
+	}()
+	go func() {
+		r.shape(c, t)
+		t.Close()
+		c.Close()
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
+}
+
+// shape copies src to dst at the relay's rate: each chunk waits until the
+// bucket holds its bytes.
+func (r *shapingRelay) shape(dst, src net.Conn) {
+	buf := make([]byte, 4<<10)
+	tokens, last := float64(shapeBurst), time.Now()
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			now := time.Now()
+			tokens = min(shapeBurst, tokens+now.Sub(last).Seconds()*r.rate)
+			last = now
+			if need := float64(n) - tokens; need > 0 {
+				time.Sleep(time.Duration(need / r.rate * float64(time.Second)))
+				now = time.Now()
+				tokens = min(shapeBurst, tokens+now.Sub(last).Seconds()*r.rate)
+				last = now
+			}
+			tokens -= float64(n)
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+			r.mu.Lock()
+			r.down += int64(n)
+			r.mu.Unlock()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// paintNoise publishes 8×8 blocks of random colours over r of fb twenty
+// times a second (fb must already have the demo's size) until ctx ends or the
+// returned stop is called; stop waits for the painter.
+func paintNoise(ctx context.Context, fb *framebuffer.Framebuffer, r framebuffer.Rect) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w, h := fb.Size()
+		c, err := framebuffer.NewCanvas(w, h)
+		if err != nil {
+			return
+		}
+		var b framebuffer.Batch
+		rng := rand.New(rand.NewPCG(1, 2))
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for y := r.Y; y < r.Y+r.H; y += 8 {
+				for x := r.X; x < r.X+r.W; x += 8 {
+					c.Fill(framebuffer.Rect{X: x, Y: y, W: 8, H: 8}.Intersect(r), rng.Uint32()|0xff000000)
+				}
+			}
+			b.Damage(r)
+			fb.Publish(c, &b)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
