@@ -9,16 +9,14 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
+	"kvmgate/bench/console"
 	"kvmgate/demo"
 	"kvmgate/encoders/video"
 	"kvmgate/framebuffer"
@@ -61,7 +59,7 @@ func TestWebSocketVideoShaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := newShapingRelay(u.Host, shapedLink/8)
+	relay, err := console.NewShapedRelay(u.Host, shapedLink/8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,158 +123,6 @@ func TestWebSocketVideoShaped(t *testing.T) {
 	p.KeyPress(t, "Enter")
 	waitText(t, con, demo.Prompt+"echo slow\nslow")
 	noErrors(t, p)
-}
-
-// shapingRelay is a TCP relay on 127.0.0.1 that forwards connections to a
-// target and limits the target-to-client direction with a token bucket
-// (rate bytes/s, a burst of shapeBurst bytes); the other direction is not
-// limited. It counts the bytes it sent to clients.
-type shapingRelay struct {
-	ln     net.Listener
-	target string
-	rate   float64
-	wg     sync.WaitGroup
-
-	mu sync.Mutex
-	// mu guards the following.
-	open   map[net.Conn]struct{}
-	closed bool
-	down   int64
-}
-
-// shapeBurst is the token bucket's depth: a little above one TCP segment
-// burst, so that the link behaves like a slow line rather than a fast one
-// that pauses.
-const shapeBurst = 8 << 10
-
-func newShapingRelay(target string, rate float64) (*shapingRelay, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	r := &shapingRelay{ln: ln, target: target, rate: rate, open: make(map[net.Conn]struct{})}
-	r.wg.Add(1)
-	go r.accept()
-	return r, nil
-}
-
-// Addr returns the relay's host:port.
-func (r *shapingRelay) Addr() string { return r.ln.Addr().String() }
-
-// Down returns the bytes sent to clients so far.
-func (r *shapingRelay) Down() int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.down
-}
-
-// Close stops the relay, closes its connections and waits for its
-// goroutines.
-func (r *shapingRelay) Close() error {
-	r.mu.Lock()
-	r.closed = true
-	for c := range r.open {
-		c.Close()
-	}
-	r.mu.Unlock()
-	err := r.ln.Close()
-	r.wg.Wait()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	return err
-}
-
-func (r *shapingRelay) track(c net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		c.Close()
-		return false
-	}
-	r.open[c] = struct{}{}
-	return true
-}
-
-func (r *shapingRelay) untrack(c net.Conn) {
-	r.mu.Lock()
-	delete(r.open, c)
-	r.mu.Unlock()
-	c.Close()
-}
-
-func (r *shapingRelay) accept() {
-	defer r.wg.Done()
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		r.wg.Add(1)
-		go r.relay(c)
-	}
-}
-
-func (r *shapingRelay) relay(c net.Conn) {
-	defer r.wg.Done()
-	if !r.track(c) {
-		return
-	}
-	defer r.untrack(c)
-	t, err := net.Dial("tcp", r.target)
-	if err != nil {
-		return
-	}
-	if !r.track(t) {
-		return
-	}
-	defer r.untrack(t)
-	done := make(chan struct{}, 2)
-	go func() {
-		_, _ = io.Copy(t, c)
-		t.Close()
-		c.Close()
-		done <- struct{}{}
-	}()
-	go func() {
-		r.shape(c, t)
-		t.Close()
-		c.Close()
-		done <- struct{}{}
-	}()
-	<-done
-	<-done
-}
-
-// shape copies src to dst at the relay's rate: each chunk waits until the
-// bucket holds its bytes.
-func (r *shapingRelay) shape(dst, src net.Conn) {
-	buf := make([]byte, 4<<10)
-	tokens, last := float64(shapeBurst), time.Now()
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			now := time.Now()
-			tokens = min(shapeBurst, tokens+now.Sub(last).Seconds()*r.rate)
-			last = now
-			if need := float64(n) - tokens; need > 0 {
-				time.Sleep(time.Duration(need / r.rate * float64(time.Second)))
-				now = time.Now()
-				tokens = min(shapeBurst, tokens+now.Sub(last).Seconds()*r.rate)
-				last = now
-			}
-			tokens -= float64(n)
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-			r.mu.Lock()
-			r.down += int64(n)
-			r.mu.Unlock()
-		}
-		if err != nil {
-			return
-		}
-	}
 }
 
 // paintNoise publishes 8×8 blocks of random colours over r of fb twenty

@@ -20,6 +20,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Relay is a TCP relay on 127.0.0.1 that forwards every connection it
@@ -29,6 +30,7 @@ import (
 type Relay struct {
 	ln     net.Listener
 	target string
+	rate   float64      // bytes/s towards the accepted side; 0: unlimited
 	down   atomic.Int64 // bytes from the target to the accepted side
 	up     atomic.Int64 // bytes from the accepted side to the target
 	conns  atomic.Int64 // connections accepted
@@ -43,11 +45,18 @@ type Relay struct {
 // NewRelay listens on a free port of 127.0.0.1 and relays every connection
 // to target (host:port).
 func NewRelay(target string) (*Relay, error) {
+	return NewShapedRelay(target, 0)
+}
+
+// NewShapedRelay is NewRelay with the target-to-client direction limited to
+// rate bytes per second by a token bucket (a slow downlink); 0 means no
+// limit.
+func NewShapedRelay(target string, rate float64) (*Relay, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("console: relay listen: %w", err)
 	}
-	r := &Relay{ln: ln, target: target, open: make(map[net.Conn]struct{})}
+	r := &Relay{ln: ln, target: target, rate: rate, open: make(map[net.Conn]struct{})}
 	r.wg.Add(1)
 	go r.accept()
 	return r, nil
@@ -132,15 +141,19 @@ func (r *Relay) relay(c net.Conn) {
 	}
 	defer r.untrack(t)
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn, n *atomic.Int64) {
+	pipe := func(dst io.Writer, src net.Conn, n *atomic.Int64) {
 		_, _ = io.Copy(countingWriter{dst, n}, src)
 		// One direction ended: end both, as a plain TCP proxy would once
 		// either peer goes away.
-		dst.Close()
-		src.Close()
+		c.Close()
+		t.Close()
 		done <- struct{}{}
 	}
-	go pipe(c, t, &r.down)
+	var toClient io.Writer = c
+	if r.rate > 0 {
+		toClient = &shapedWriter{w: c, rate: r.rate, tokens: shapeBurst, last: time.Now()}
+	}
+	go pipe(toClient, t, &r.down)
 	go pipe(t, c, &r.up)
 	<-done
 	<-done
@@ -156,4 +169,45 @@ func (cw countingWriter) Write(p []byte) (int, error) {
 	k, err := cw.w.Write(p)
 	cw.n.Add(int64(k))
 	return k, err
+}
+
+// shapeBurst is a shaped relay's token-bucket depth: a little above one TCP
+// segment burst, so that the link behaves like a slow line rather than a
+// fast one that pauses.
+const shapeBurst = 8 << 10
+
+// shapedWriter writes to w at most rate bytes per second on average: each
+// write waits until the token bucket holds its bytes. io.Copy hands it at
+// most 32 KiB at a time, so it splits writes into bucket-sized pieces.
+type shapedWriter struct {
+	w      io.Writer
+	rate   float64 // bytes/s
+	tokens float64
+	last   time.Time
+}
+
+func (s *shapedWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), shapeBurst/2)
+		s.refill()
+		if need := float64(n) - s.tokens; need > 0 {
+			time.Sleep(time.Duration(need / s.rate * float64(time.Second)))
+			s.refill()
+		}
+		s.tokens -= float64(n)
+		k, err := s.w.Write(p[:n])
+		written += k
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}
+
+func (s *shapedWriter) refill() {
+	now := time.Now()
+	s.tokens = min(shapeBurst, s.tokens+now.Sub(s.last).Seconds()*s.rate)
+	s.last = now
 }
