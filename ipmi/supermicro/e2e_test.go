@@ -302,6 +302,34 @@ func TestOpenHTML5WebSocket(t *testing.T) {
 	r.setScreen(t, testScreen(t, 48, 48, 0x3f))
 }
 
+func TestSessionMessageEndsSession(t *testing.T) {
+	web := newSim(t, bmcsim.WebOptions{JNLPArgs: 22}, bmcsim.KVMOptions{}, testScreen(t, 32, 32, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	con, err := backend.Open(ctx, "ipmi://ADMIN@"+web.Host()+"?vendor=supermicro&insecure=1", backend.Secrets{Password: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- con.Run(context.Background(), framebuffer.New()) }()
+	// Event codes are four decimal-digit bytes: "0000" (another user
+	// joined) is news, "0004" (too many users) drops this viewer.
+	if err := web.KVM.SendExtra(aten.MsgSessionMessage, bmcsim.SessionMessageBody(1, 0x00000000, "2 operator 192.0.2.7")); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.KVM.SendExtra(aten.MsgSessionMessage, bmcsim.SessionMessageBody(2, 0x00000004, "3 admin 192.0.2.8")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-runErr:
+		if !errors.Is(err, aten.ErrSessionEnded) || !strings.Contains(err.Error(), "too many users") {
+			t.Errorf("Run ended with %v, want ErrSessionEnded (too many users)", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Run still running after a too-many-users session message")
+	}
+}
+
 func TestWrongPasswordOneAttempt(t *testing.T) {
 	web := newSim(t, bmcsim.WebOptions{JNLPArgs: 10}, bmcsim.KVMOptions{}, testScreen(t, 16, 16, 0))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)

@@ -54,6 +54,11 @@ type Options struct {
 // accounts after a few failures.
 var ErrAuth = errors.New("aten: the BMC rejected the KVM credentials")
 
+// ErrSessionEnded is wrapped by the error that ends a session when the BMC
+// announces it is dropping this viewer (logout, too many users, a firmware
+// or BIOS update).
+var ErrSessionEnded = errors.New("aten: the BMC ended the KVM session")
+
 // ErrViewOnly is wrapped by input errors while the BMC grants this viewer
 // no keyboard and mouse.
 var ErrViewOnly = fmt.Errorf("aten: view-only session: %w", backend.ErrUnsupported)

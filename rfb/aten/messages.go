@@ -123,6 +123,71 @@ func (m SessionMessage) ViewOnly() (viewOnly, ok bool) {
 	return false, false
 }
 
+// SessionEvent is what a session message announces, from its event code:
+// the message's second word, four bytes that are each one decimal digit
+// ("0003" is event 3), as the viewers that reimplement the Java applet
+// read it. The first word counts messages; the text holds the other
+// user's id, name and address, separated by spaces.
+type SessionEvent int
+
+// The session events known from public reimplementations of the viewer;
+// 5 to 7 are unnamed there.
+const (
+	EventUserJoined     SessionEvent = 0 // 1 means the same
+	EventUserLeft       SessionEvent = 2
+	EventLoggedOut      SessionEvent = 3 // the BMC web session ended
+	EventTooManyUsers   SessionEvent = 4
+	EventBIOSUpdate     SessionEvent = 8 // the BMC is flashing the host BIOS
+	EventFirmwareUpdate SessionEvent = 9 // the BMC is flashing itself
+	EventUnknown        SessionEvent = -1
+)
+
+// Event decodes the message's event code. Words whose bytes are not all
+// decimal digits give EventUnknown.
+func (m SessionMessage) Event() SessionEvent {
+	code := 0
+	for i := 3; i >= 0; i-- {
+		d := byte(m.Arg >> (8 * i))
+		if d > 9 {
+			return EventUnknown
+		}
+		code = code*10 + int(d)
+	}
+	if code == 1 {
+		return EventUserJoined
+	}
+	return SessionEvent(code)
+}
+
+// EndsSession reports whether the BMC drops the viewer after this event.
+func (e SessionEvent) EndsSession() bool {
+	switch e {
+	case EventLoggedOut, EventTooManyUsers, EventBIOSUpdate, EventFirmwareUpdate:
+		return true
+	}
+	return false
+}
+
+func (e SessionEvent) String() string {
+	switch e {
+	case EventUserJoined:
+		return "another user joined"
+	case EventUserLeft:
+		return "another user left"
+	case EventLoggedOut:
+		return "the BMC web session was logged out"
+	case EventTooManyUsers:
+		return "too many users are connected"
+	case EventBIOSUpdate:
+		return "a BIOS update is in progress"
+	case EventFirmwareUpdate:
+		return "a BMC firmware update is in progress"
+	case EventUnknown:
+		return "unknown event"
+	}
+	return fmt.Sprintf("event %d", int(e))
+}
+
 // RectHeader is a FramebufferUpdate rectangle header with the ATEN prefix.
 type RectHeader struct {
 	X, Y, W, H int    // as sent; W and H are signed for the no-signal test
@@ -220,13 +285,17 @@ func (c *Client) loop(fb *framebuffer.Framebuffer) error {
 			if err := c.full(body); err != nil {
 				return fmt.Errorf("aten: reading message %#02x: %w", t, err)
 			}
-			c.extra(t, body)
+			if err := c.extra(t, body); err != nil {
+				return err
+			}
 		}
 	}
 }
 
-// extra handles an ATEN server message whose body has been read.
-func (c *Client) extra(t byte, body []byte) {
+// extra handles an ATEN server message whose body has been read. It
+// returns an error when the message ends the session (a session message
+// saying the BMC dropped this viewer).
+func (c *Client) extra(t byte, body []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stats.Extra[t]++
@@ -244,14 +313,19 @@ func (c *Client) extra(t byte, body []byte) {
 		m, err := ParseSessionMessage(body)
 		if err != nil {
 			c.log.Warn("aten: bad session message", "err", err)
-			return
+			return nil
 		}
 		c.lastSession = m
 		if vo, ok := m.ViewOnly(); ok {
 			c.viewOnly = vo
 		}
-		c.log.Info("aten session message", "code", m.Code, "arg", m.Arg, "text", m.Text, "viewonly", c.viewOnly)
+		ev := m.Event()
+		c.log.Info("aten session message", "event", ev.String(), "count", m.Code, "text", m.Text, "viewonly", c.viewOnly)
+		if ev.EndsSession() {
+			return fmt.Errorf("%w: %s", ErrSessionEnded, ev)
+		}
 	}
+	return nil
 }
 
 // update reads one FramebufferUpdate, decodes it, publishes it and asks for

@@ -62,6 +62,30 @@ func TestSessionMessageViewOnly(t *testing.T) {
 	}
 }
 
+func TestSessionEvent(t *testing.T) {
+	for _, tc := range []struct {
+		arg  uint32
+		want SessionEvent
+		ends bool
+	}{
+		{0x00000000, EventUserJoined, false},
+		{0x00000001, EventUserJoined, false},
+		{0x00000002, EventUserLeft, false},
+		{0x00000003, EventLoggedOut, true},
+		{0x00000004, EventTooManyUsers, true},
+		{0x00000008, EventBIOSUpdate, true},
+		{0x00000009, EventFirmwareUpdate, true},
+		{0x00000100, SessionEvent(10), false},
+		{0x0000000a, EventUnknown, false},
+		{0x31323334, EventUnknown, false}, // ASCII digits are not the encoding
+	} {
+		got := SessionMessage{Arg: tc.arg}.Event()
+		if got != tc.want || got.EndsSession() != tc.ends {
+			t.Errorf("Arg %#08x: event %v (ends %v), want %v (ends %v)", tc.arg, got, got.EndsSession(), tc.want, tc.ends)
+		}
+	}
+}
+
 func TestProfiles(t *testing.T) {
 	p, err := ParseProfile("x9", "0x33:40, 60:9")
 	if err != nil {
