@@ -116,10 +116,15 @@ func (s *Server) apiList(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) apiDelete(w http.ResponseWriter, r *http.Request) {
-	if !s.hub.End(chi.URLParam(r, "id")) {
+	sess := s.hub.Lookup(chi.URLParam(r, "id"))
+	if sess == nil {
 		apiError(w, http.StatusNotFound, "no such session")
 		return
 	}
+	// Revoke first, so no ticket of the session can open it again between
+	// the end and the revocation.
+	s.tickets.Revoke(sess.Target())
+	s.hub.End(sess.ID())
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -102,6 +102,21 @@ func TestAPI(t *testing.T) {
 	if ce := c.waitClose(); ce.Code != 1000 {
 		t.Fatalf("viewer close %v", ce)
 	}
+	// The ended session's ticket no longer opens a console; a new ticket
+	// from the API does.
+	conn, resp, err := e.dial("ticket="+url.QueryEscape(cr.Ticket), nil)
+	if err == nil {
+		conn.Close()
+		t.Fatal("the ticket of a deleted session still opens the console")
+	}
+	if resp == nil || resp.StatusCode != http.StatusForbidden || !strings.Contains(body(t, resp), "revoked") {
+		t.Fatalf("old ticket: response %v, want 403 revoked", resp)
+	}
+	resp = do(t, "POST", api, "s3cret", `{"target":"fake:1"}`)
+	if err := json.Unmarshal([]byte(body(t, resp)), &cr); err != nil {
+		t.Fatal(err)
+	}
+	e.connect("ticket=" + url.QueryEscape(cr.Ticket)).converge(e.snapshot())
 }
 
 func TestAPIDisabledWithoutKey(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,10 +20,11 @@ var (
 	ErrTicketMalformed = errors.New("malformed ticket")
 	ErrTicketSignature = errors.New("ticket signature does not match")
 	ErrTicketExpired   = errors.New("ticket expired")
+	ErrTicketRevoked   = errors.New("ticket revoked: its session was ended")
 )
 
 const (
-	ticketVersion  = 1
+	ticketVersion  = 2
 	ticketNonceLen = 12
 	ticketHeader   = 1 + 8 + ticketNonceLen // version, expiry, nonce
 	maxTicketLen   = 4096
@@ -30,13 +32,22 @@ const (
 
 // Tickets signs and verifies short-lived tickets that grant a browser access
 // to one console target. A ticket is base64url(payload) "." base64url(mac)
-// where payload is a version byte, the expiry (u64 Unix seconds, big
+// where payload is a version byte, the expiry (u64 Unix milliseconds, big
 // endian), a random nonce and the target, and mac is HMAC-SHA256 of the
 // payload under the server's key. Tickets carry no secrets.
+//
+// Revoke voids every ticket issued for a target so far (an ended session
+// must not be reopened by a ticket handed out for it); tickets issued
+// afterwards are valid.
 type Tickets struct {
 	key []byte
 	ttl time.Duration
 	now func() time.Time
+
+	mu sync.Mutex
+	// revoked maps a target to the time its tickets were revoked; entries
+	// live one TTL, after which every ticket they cover has expired anyway.
+	revoked map[string]time.Time
 }
 
 // NewTickets returns a signer with the given key (32 random bytes if empty)
@@ -49,7 +60,7 @@ func NewTickets(key []byte, ttl time.Duration) *Tickets {
 	if ttl <= 0 {
 		ttl = DefaultTicketTTL
 	}
-	return &Tickets{key: append([]byte(nil), key...), ttl: ttl, now: time.Now}
+	return &Tickets{key: append([]byte(nil), key...), ttl: ttl, now: time.Now, revoked: make(map[string]time.Time)}
 }
 
 // TTL returns how long new tickets are valid.
@@ -64,10 +75,10 @@ func (t *Tickets) mac(payload []byte) []byte {
 
 // Issue returns a new ticket for target and its expiry time.
 func (t *Tickets) Issue(target string) (string, time.Time) {
-	exp := t.now().Add(t.ttl).Truncate(time.Second)
+	exp := t.now().Add(t.ttl).Truncate(time.Millisecond)
 	payload := make([]byte, ticketHeader, ticketHeader+len(target))
 	payload[0] = ticketVersion
-	binary.BigEndian.PutUint64(payload[1:9], uint64(exp.Unix()))
+	binary.BigEndian.PutUint64(payload[1:9], uint64(exp.UnixMilli()))
 	_, _ = rand.Read(payload[9:ticketHeader])
 	payload = append(payload, target...)
 	enc := base64.RawURLEncoding
@@ -95,9 +106,31 @@ func (t *Tickets) Verify(ticket string) (string, error) {
 	if !hmac.Equal(sig, t.mac(payload)) {
 		return "", ErrTicketSignature
 	}
-	exp := time.Unix(int64(binary.BigEndian.Uint64(payload[1:9])), 0)
+	exp := time.UnixMilli(int64(binary.BigEndian.Uint64(payload[1:9])))
 	if !t.now().Before(exp) {
 		return "", ErrTicketExpired
 	}
-	return string(payload[ticketHeader:]), nil
+	target := string(payload[ticketHeader:])
+	t.mu.Lock()
+	at, ok := t.revoked[target]
+	t.mu.Unlock()
+	// A ticket was issued at exp − TTL; those issued up to the revocation
+	// are void.
+	if ok && !exp.Add(-t.ttl).After(at) {
+		return "", ErrTicketRevoked
+	}
+	return target, nil
+}
+
+// Revoke voids every ticket issued for target up to now.
+func (t *Tickets) Revoke(target string) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for tg, at := range t.revoked {
+		if now.Sub(at) > t.ttl {
+			delete(t.revoked, tg)
+		}
+	}
+	t.revoked[target] = now
 }

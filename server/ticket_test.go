@@ -81,3 +81,30 @@ func TestTickets(t *testing.T) {
 		t.Fatal("two tickets for one target are equal (no nonce)")
 	}
 }
+
+func TestTicketRevoke(t *testing.T) {
+	s := server.NewTickets(nil, time.Minute)
+	now := time.Now()
+	server.SetTicketClock(s, func() time.Time { return now })
+	old, _ := s.Issue("vnc://a:1")
+	other, _ := s.Issue("vnc://b:1")
+	now = now.Add(time.Millisecond)
+	s.Revoke("vnc://a:1")
+	now = now.Add(time.Millisecond)
+	fresh, _ := s.Issue("vnc://a:1")
+	if _, err := s.Verify(old); !errors.Is(err, server.ErrTicketRevoked) {
+		t.Errorf("ticket issued before Revoke: %v, want ErrTicketRevoked", err)
+	}
+	if target, err := s.Verify(other); err != nil || target != "vnc://b:1" {
+		t.Errorf("other target's ticket: %q, %v", target, err)
+	}
+	if target, err := s.Verify(fresh); err != nil || target != "vnc://a:1" {
+		t.Errorf("ticket issued after Revoke: %q, %v", target, err)
+	}
+	// Revocations are forgotten once every ticket they cover has expired.
+	now = now.Add(2 * time.Minute)
+	s.Revoke("vnc://c:1")
+	if n := server.RevokedTargets(s); n != 1 {
+		t.Errorf("%d revocations kept, want 1", n)
+	}
+}
