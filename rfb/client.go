@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -271,10 +272,7 @@ func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.stats
-	st.Rects = make(map[Encoding]uint64, len(c.stats.Rects))
-	for e, n := range c.stats.Rects {
-		st.Rects[e] = n
-	}
+	st.Rects = maps.Clone(c.stats.Rects)
 	return st
 }
 

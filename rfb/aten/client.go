@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -212,10 +213,7 @@ func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
-	s.Extra = make(map[byte]uint64, len(c.stats.Extra))
-	for k, v := range c.stats.Extra {
-		s.Extra[k] = v
-	}
+	s.Extra = maps.Clone(c.stats.Extra)
 	return s
 }
 
