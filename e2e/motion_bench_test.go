@@ -572,29 +572,6 @@ func latencyHookJS(rtc bool) string {
 })()`
 }
 
-// grabPicture returns what the page shows: the console's canvas, or for
-// WebRTC the <video>'s current picture drawn into a canvas.
-func grabPicture(b *testing.B, p *browsertest.Page, rtc bool) *framebuffer.Canvas {
-	sel := "kvm-console"
-	if rtc {
-		if _, err := p.Eval(`(() => {
-			const v = ` + el + `.video;
-			let c = document.getElementById('grab');
-			if (!c) { c = document.createElement('canvas'); c.id = 'grab'; c.hidden = true; document.body.append(c); }
-			c.width = v.videoWidth; c.height = v.videoHeight;
-			if (c.width) c.getContext('2d', { willReadFrequently: true }).drawImage(v, 0, 0);
-		})()`); err != nil {
-			b.Fatal(err)
-		}
-		sel = "#grab"
-	}
-	got, err := p.CanvasPixels(sel)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return got
-}
-
 // motionConsole is a backend.Console that plays a motion.Scene at
 // motion.FPS. Its Run goroutine paints on a locked OS thread so that the
 // painting's CPU time can be told apart from the server's.
