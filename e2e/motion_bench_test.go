@@ -156,6 +156,16 @@ func (r *motionResult) serverMs() float64 {
 	return float64(r.serverCPU-r.painter) / float64(r.sent) / 1e6
 }
 
+// serverShare is the server's CPU time in percent of one core.
+func (r *motionResult) serverShare() float64 {
+	return float64(r.serverCPU-r.painter) / 1e9 / r.seconds * 100
+}
+
+// browserShare is the browser's CPU time in percent of one core.
+func (r *motionResult) browserShare() float64 {
+	return float64(r.browserCPU) / 1e9 / r.seconds * 100
+}
+
 // browserMs is the browser's CPU time per frame shown, in ms.
 func (r *motionResult) browserMs() float64 {
 	if r.shown == 0 {
@@ -191,8 +201,8 @@ func mean(xs []float64) float64 {
 // row's bytes as a multiple of tiles' at the same size.
 func printMotionTable(w *os.File, rows []motionResult, secs int) {
 	fmt.Fprintf(w, "\nMotion workload, %d s measured per row, %d cores (GOMAXPROCS %d)\n\n", secs, runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	fmt.Fprintln(w, "| screen | transport | codec | fps painted | fps shown | kbit/s | × tiles | server CPU ms/frame | browser CPU ms/frame | PSNR dB | SSIM | text SSIM | latency p50 ms | p95 ms | video target kbit/s |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| screen | transport | codec | fps painted | fps shown | kbit/s | × tiles | server CPU ms/frame | server CPU % | browser CPU ms/frame | browser CPU % | PSNR dB | SSIM | text SSIM | latency p50 ms | p95 ms | video target kbit/s |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	tiles := map[[2]int]float64{}
 	for _, r := range rows {
 		if r.transport == "tiles" {
@@ -211,9 +221,9 @@ func printMotionTable(w *os.File, rows []motionResult, secs int) {
 		if len(r.bitrate) > 0 {
 			target = fmt.Sprintf("%d–%d", slices.Min(r.bitrate), slices.Max(r.bitrate))
 		}
-		fmt.Fprintf(w, "| %dx%d | %s | %s | %.1f | %.1f | %.0f | %s | %.1f | %.1f | %.1f | %.3f | %.3f | %.0f | %.0f | %s |\n",
+		fmt.Fprintf(w, "| %dx%d | %s | %s | %.1f | %.1f | %.0f | %s | %.1f | %.0f | %.1f | %.0f | %.1f | %.3f | %.3f | %.0f | %.0f | %s |\n",
 			r.w, r.h, r.transport, codec, r.fpsPainted(), r.fpsShown(), r.kbps(), ratio,
-			r.serverMs(), r.browserMs(), mean(r.psnr), mean(r.ssim), mean(r.textSSIM),
+			r.serverMs(), r.serverShare(), r.browserMs(), r.browserShare(), mean(r.psnr), mean(r.ssim), mean(r.textSSIM),
 			r.latency(0.5), r.latency(0.95), target)
 	}
 	fmt.Fprintln(w)
