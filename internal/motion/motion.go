@@ -108,18 +108,25 @@ func (s *Scene) Render(c *framebuffer.Canvas, n int) {
 	s.renderText(c, n)
 }
 
-// Damage records in b what changes from frame n−1 to frame n: the stamp,
-// the scene, and the log when it scrolls. Frame 0 changes everything.
+// Damage records in b what changes from frame n−1 to frame n (the
+// rectangles of Changed).
 func (s *Scene) Damage(b *framebuffer.Batch, n int) {
+	for _, r := range s.Changed(n) {
+		b.Damage(r)
+	}
+}
+
+// Changed returns what changes from frame n−1 to frame n: the stamp, the
+// scene, and the log when it scrolls. Frame 0 changes everything.
+func (s *Scene) Changed(n int) []framebuffer.Rect {
 	if n == 0 {
-		b.Damage(framebuffer.Rect{X: 0, Y: 0, W: s.w, H: s.h})
-		return
+		return []framebuffer.Rect{{X: 0, Y: 0, W: s.w, H: s.h}}
 	}
-	b.Damage(StampRect())
-	b.Damage(s.pan)
+	rs := []framebuffer.Rect{StampRect(), s.pan}
 	if n/linesPer != (n-1)/linesPer {
-		b.Damage(s.text)
+		rs = append(rs, s.text)
 	}
+	return rs
 }
 
 // renderBar paints the top row: the stamp, then a plain bar.

@@ -77,6 +77,9 @@ func TestRenderDeterministicAndMoving(t *testing.T) {
 		if batch.Len() != 2 {
 			t.Errorf("frame 101 damages %d rectangles, want 2 (stamp, scene)", batch.Len())
 		}
+		if rs := s.Changed(102); len(rs) != 3 || rs[2] != text {
+			t.Errorf("frame 102 changes %v, want the stamp, the scene and the log", rs)
+		}
 	}
 	if _, err := New(400, 300); err == nil {
 		t.Error("New accepted a screen narrower than the stamp")
