@@ -79,7 +79,9 @@ import (
 //     percentile over the frames shown; the screen's own refresh (up to a
 //     vsync) is not included.
 //
-//     go test -tags libvpx,openh264 -run XXX -bench Motion -benchtime 1x -timeout 40m ./e2e/
+// The full run, about 14 minutes:
+//
+//	go test -tags libvpx,openh264 -run XXX -bench 'Motion$' -benchtime 1x -timeout 40m ./e2e/
 //
 // One configuration for development (the shortest sensible run):
 //
