@@ -28,7 +28,9 @@ import (
 // default) at 1280×800 and 1920×1080 and prints a table: bytes to the browser (a
 // counting relay in front of the server; for WebRTC plus the RTP bytes
 // from getStats), frames drawn per second, and the PSNR of the picture
-// against the framebuffer 3 s after the animation pauses.
+// against the framebuffer 3 s after the animation pauses. Its motion is
+// small; BenchmarkMotion (motion_bench_test.go) is the full-screen motion
+// counterpart, with CPU, SSIM and latency.
 //
 //	go test -tags libvpx,openh264 -run XXX -bench Transports -benchtime 1x ./e2e/
 func BenchmarkTransports(b *testing.B) {
@@ -157,6 +159,17 @@ func benchServer(b *testing.B, opts server.Options) string {
 // stillPSNR compares the page's picture (the canvas, or the WebRTC video
 // drawn into one) with the framebuffer; 99 stands for identical.
 func stillPSNR(b *testing.B, p *browsertest.Page, fb *framebuffer.Framebuffer, rtc bool) float64 {
+	want := fb.Snapshot()
+	got := grabPicture(b, p, rtc)
+	if got.W != want.W || got.H != want.H {
+		return 0
+	}
+	return math.Min(99, video.PSNR(got, want))
+}
+
+// grabPicture returns what the page shows: the console's canvas, or for
+// WebRTC the <video>'s current picture drawn into a canvas.
+func grabPicture(b *testing.B, p *browsertest.Page, rtc bool) *framebuffer.Canvas {
 	sel := "kvm-console"
 	if rtc {
 		if _, err := p.Eval(`(() => {
@@ -170,13 +183,9 @@ func stillPSNR(b *testing.B, p *browsertest.Page, fb *framebuffer.Framebuffer, r
 		}
 		sel = "#grab"
 	}
-	want := fb.Snapshot()
 	got, err := p.CanvasPixels(sel)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if got.W != want.W || got.H != want.H {
-		return 0
-	}
-	return math.Min(99, video.PSNR(got, want))
+	return got
 }
