@@ -456,10 +456,18 @@ func (c *Client) runSession(ctx context.Context, fb *framebuffer.Framebuffer) er
 	return err
 }
 
+// setMouseMode records the server's mouse mode. When it changes, the
+// inputs channel forgets the last pointer position, so that the first
+// relative motion after a switch to server mode is not a jump from where
+// the absolute pointer last was.
 func (c *Client) setMouseMode(m uint32) {
 	c.mu.Lock()
+	changed := c.mouseMode != m
 	c.mouseMode = m
 	c.mu.Unlock()
+	if in := c.inputs(); changed && in != nil {
+		in.forgetPosition()
+	}
 }
 
 // MouseMode returns the server's current mouse mode (MouseModeServer or

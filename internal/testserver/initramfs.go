@@ -73,9 +73,10 @@ func guestKernel() (string, error) {
 // guestInitramfs returns the path of the busybox initramfs for the Linux
 // guest, building it into the user cache directory when it is not there
 // yet. The cache key covers the kernel, busybox, the guest scripts and the
-// kernel modules (see QEMUOptions.Modules).
-func guestInitramfs(t testing.TB, kernel string, modules ...string) string {
+// kernel modules, init commands and helper program (see QEMUOptions).
+func guestInitramfs(t testing.TB, kernel string, o QEMUOptions) string {
 	t.Helper()
+	modules := o.Modules
 	bbPath := "/bin/busybox"
 	bb, err := os.ReadFile(bbPath)
 	if err != nil {
@@ -90,8 +91,12 @@ func guestInitramfs(t testing.TB, kernel string, modules ...string) string {
 		t.Fatalf("testserver: %v", err)
 	}
 	initScript := guestInit
-	if len(mods) > 0 {
-		initScript = moduleInit(mods)
+	if len(mods) > 0 || o.InitCommands != "" {
+		initScript = moduleInit(mods, o.InitCommands)
+	}
+	var extra []module // further files in /bin
+	if o.GuestProgram {
+		extra = append(extra, module{name: GuestProgramName, data: guestProgram(t)})
 	}
 	h := sha256.New()
 	for _, s := range []string{initramfsFormat, initScript, guestInittab, guestProfile} {
@@ -102,6 +107,10 @@ func guestInitramfs(t testing.TB, kernel string, modules ...string) string {
 		fmt.Fprintf(h, "%d:%s", len(m.data), m.name)
 		h.Write(m.data)
 	}
+	for _, m := range extra {
+		fmt.Fprintf(h, "bin %d:%s", len(m.data), m.name)
+		h.Write(m.data)
+	}
 	key := hex.EncodeToString(h.Sum(nil))[:16]
 
 	dir := cacheDir()
@@ -109,7 +118,7 @@ func guestInitramfs(t testing.TB, kernel string, modules ...string) string {
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
-	data, err := buildInitramfsWith(bb, initScript, mods)
+	data, err := buildInitramfsWith(bb, initScript, mods, extra...)
 	if err != nil {
 		t.Fatalf("testserver: build initramfs: %v", err)
 	}
@@ -203,11 +212,15 @@ func moduleFiles(kver string, names []string) ([]module, error) {
 	return out, nil
 }
 
-// moduleInit is guestInit with the modules loaded before busybox init.
-func moduleInit(mods []module) string {
+// moduleInit is guestInit with the modules loaded, and then the shell
+// commands cmds run, before busybox init.
+func moduleInit(mods []module, cmds string) string {
 	var b strings.Builder
 	for _, m := range mods {
 		fmt.Fprintf(&b, "insmod /lib/modules/%s\n", m.name)
+	}
+	if cmds != "" {
+		b.WriteString(strings.TrimSuffix(cmds, "\n") + "\n")
 	}
 	return strings.Replace(guestInit, "exec /bin/busybox init\n", b.String()+"exec /bin/busybox init\n", 1)
 }
@@ -246,9 +259,9 @@ func buildInitramfs(busybox []byte) ([]byte, error) {
 	return buildInitramfsWith(busybox, guestInit, nil)
 }
 
-// buildInitramfsWith is buildInitramfs with another /init and kernel
-// modules in /lib/modules.
-func buildInitramfsWith(busybox []byte, initScript string, mods []module) ([]byte, error) {
+// buildInitramfsWith is buildInitramfs with another /init, kernel
+// modules in /lib/modules and further programs in /bin.
+func buildInitramfsWith(busybox []byte, initScript string, mods []module, bins ...module) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
@@ -264,6 +277,9 @@ func buildInitramfsWith(busybox []byte, initScript string, mods []module) ([]byt
 	w.node("dev/null", 0o666, 1, 3)
 	w.file("bin/busybox", 0o755, busybox)
 	w.symlink("bin/sh", "busybox")
+	for _, b := range bins {
+		w.file("bin/"+b.name, 0o755, b.data)
+	}
 	w.file("init", 0o755, []byte(initScript))
 	if len(mods) > 0 {
 		w.dir("lib")

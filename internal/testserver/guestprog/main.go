@@ -1,0 +1,225 @@
+//go:build linux
+
+// Command guestprog is a small static program for the test Linux guest
+// (testserver.QEMUOptions.GuestProgram puts it in the initramfs as
+// /bin/kvmgate-guest). It reports what the guest's input devices see and
+// drives the display hardware in ways busybox cannot, writing its findings
+// as marker lines on the serial port, where tests read them:
+//
+//	kvmgate-guest evdump   print every input event of every /dev/input/event*
+//	kvmgate-guest cursor   set a hardware cursor through DRM and keep it
+//
+// evdump prints "KVMEV-DEV eventN NAME" when it opens a device (devices that
+// appear later, such as USB ones, are picked up too) and "KVMEV eventN TYPE
+// CODE VALUE" (decimal) for each event other than EV_SYN.
+//
+// cursor sets the ARGB cursor of package guestcursor on the first CRTC of /dev/dri/card0 with
+// DRM_IOCTL_MODE_CURSOR2, prints "KVMGATE-CURSOR-SET" and then holds the
+// device open (closing it would give the CRTC back to the kernel console,
+// which drops the cursor). "cursor hide" hides it again and exits.
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"kvmgate/internal/testserver/guestcursor"
+)
+
+var (
+	outMu sync.Mutex
+	out   *bufio.Writer
+)
+
+// say writes one line to the serial port.
+func say(format string, args ...any) {
+	outMu.Lock()
+	defer outMu.Unlock()
+	fmt.Fprintf(out, format+"\n", args...)
+	out.Flush()
+}
+
+func main() {
+	tty, err := os.OpenFile("/dev/ttyS0", os.O_WRONLY, 0)
+	if err != nil {
+		tty = os.Stdout
+	}
+	out = bufio.NewWriter(tty)
+	if len(os.Args) < 2 {
+		say("KVMGATE-GUEST-ERROR usage: kvmgate-guest evdump|cursor [hide]")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "evdump":
+		evdump()
+	case "cursor":
+		if err := cursor(len(os.Args) > 2 && os.Args[2] == "hide"); err != nil {
+			say("KVMGATE-GUEST-ERROR cursor: %v", err)
+			os.Exit(1)
+		}
+	default:
+		say("KVMGATE-GUEST-ERROR unknown command %q", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+// evdump opens every input event device as it appears and prints its
+// events. It never returns.
+func evdump() {
+	open := map[string]bool{}
+	for {
+		m, _ := filepath.Glob("/dev/input/event*")
+		for _, p := range m {
+			if open[p] {
+				continue
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				continue
+			}
+			open[p] = true
+			dev := filepath.Base(p)
+			name, _ := os.ReadFile("/sys/class/input/" + dev + "/device/name")
+			say("KVMEV-DEV %s %s", dev, strings.TrimSpace(string(name)))
+			go func() {
+				// struct input_event on 64-bit: timeval (16 bytes),
+				// u16 type, u16 code, s32 value.
+				var ev [24]byte
+				for {
+					if _, err := readFull(f, ev[:]); err != nil {
+						say("KVMGATE-GUEST-ERROR %s: %v", dev, err)
+						return
+					}
+					typ := binary.LittleEndian.Uint16(ev[16:])
+					code := binary.LittleEndian.Uint16(ev[18:])
+					val := int32(binary.LittleEndian.Uint32(ev[20:]))
+					if typ != 0 {
+						say("KVMEV %s %d %d %d", dev, typ, code, val)
+					}
+				}
+			}()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func readFull(f *os.File, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := f.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// DRM ioctls (include/uapi/drm/drm.h, drm_mode.h).
+func iowr(nr, size uintptr) uintptr { return 3<<30 | size<<16 | 'd'<<8 | nr }
+
+type modeCardRes struct {
+	FBIDPtr, CRTCIDPtr, ConnectorIDPtr, EncoderIDPtr     uint64
+	CountFBs, CountCRTCs, CountConnectors, CountEncoders uint32
+	MinWidth, MaxWidth, MinHeight, MaxHeight             uint32
+}
+
+type modeCreateDumb struct {
+	Height, Width, BPP, Flags, Handle, Pitch uint32
+	Size                                     uint64
+}
+
+type modeMapDumb struct {
+	Handle, Pad uint32
+	Offset      uint64
+}
+
+type modeCursor2 struct {
+	Flags, CRTCID         uint32
+	X, Y                  int32
+	Width, Height, Handle uint32
+	HotX, HotY            int32
+}
+
+const (
+	drmModeCursorBO   = 1
+	drmModeCursorMove = 2
+)
+
+var (
+	ioctlGetResources = iowr(0xa0, unsafe.Sizeof(modeCardRes{}))
+	ioctlCreateDumb   = iowr(0xb2, unsafe.Sizeof(modeCreateDumb{}))
+	ioctlMapDumb      = iowr(0xb3, unsafe.Sizeof(modeMapDumb{}))
+	ioctlCursor2      = iowr(0xbb, unsafe.Sizeof(modeCursor2{}))
+)
+
+func ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), req, uintptr(arg)); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// cursor sets (or hides) the hardware cursor on the first CRTC.
+func cursor(hide bool) error {
+	fd, err := syscall.Open("/dev/dri/card0", syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/dri/card0: %w", err)
+	}
+	var res modeCardRes
+	if err := ioctl(fd, ioctlGetResources, unsafe.Pointer(&res)); err != nil {
+		return fmt.Errorf("GETRESOURCES: %w", err)
+	}
+	if res.CountCRTCs == 0 {
+		return fmt.Errorf("no CRTC")
+	}
+	crtcs := make([]uint32, res.CountCRTCs)
+	res = modeCardRes{CRTCIDPtr: uint64(uintptr(unsafe.Pointer(&crtcs[0]))), CountCRTCs: uint32(len(crtcs))}
+	if err := ioctl(fd, ioctlGetResources, unsafe.Pointer(&res)); err != nil {
+		return fmt.Errorf("GETRESOURCES: %w", err)
+	}
+	if hide {
+		c := modeCursor2{Flags: drmModeCursorBO, CRTCID: crtcs[0]}
+		if err := ioctl(fd, ioctlCursor2, unsafe.Pointer(&c)); err != nil {
+			return fmt.Errorf("CURSOR2 (hide): %w", err)
+		}
+		say("KVMGATE-CURSOR-HIDDEN")
+		return nil
+	}
+	dumb := modeCreateDumb{Width: guestcursor.W, Height: guestcursor.H, BPP: 32}
+	if err := ioctl(fd, ioctlCreateDumb, unsafe.Pointer(&dumb)); err != nil {
+		return fmt.Errorf("CREATE_DUMB: %w", err)
+	}
+	mp := modeMapDumb{Handle: dumb.Handle}
+	if err := ioctl(fd, ioctlMapDumb, unsafe.Pointer(&mp)); err != nil {
+		return fmt.Errorf("MAP_DUMB: %w", err)
+	}
+	mem, err := syscall.Mmap(fd, int64(mp.Offset), int(dumb.Size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap: %w", err)
+	}
+	for y := 0; y < guestcursor.H; y++ {
+		for x := 0; x < guestcursor.W; x++ {
+			binary.LittleEndian.PutUint32(mem[y*int(dumb.Pitch)+4*x:], guestcursor.Pixel(x, y))
+		}
+	}
+	c := modeCursor2{Flags: drmModeCursorBO, CRTCID: crtcs[0], Width: guestcursor.W, Height: guestcursor.H,
+		Handle: dumb.Handle, HotX: guestcursor.HotX, HotY: guestcursor.HotY}
+	if err := ioctl(fd, ioctlCursor2, unsafe.Pointer(&c)); err != nil {
+		return fmt.Errorf("CURSOR2: %w", err)
+	}
+	mv := modeCursor2{Flags: drmModeCursorMove, CRTCID: crtcs[0], X: 100, Y: 80}
+	if err := ioctl(fd, ioctlCursor2, unsafe.Pointer(&mv)); err != nil {
+		return fmt.Errorf("CURSOR2 (move): %w", err)
+	}
+	say("KVMGATE-CURSOR-SET")
+	select {}
+}
