@@ -221,5 +221,7 @@ func cursor(hide bool) error {
 		return fmt.Errorf("CURSOR2 (move): %w", err)
 	}
 	say("KVMGATE-CURSOR-SET")
-	select {}
+	for { // (select {} would end as a deadlock)
+		time.Sleep(time.Hour)
+	}
 }
