@@ -110,9 +110,12 @@ type Client struct {
 	init      mainInit
 	sess      *session
 	mouseMode uint32
-	name      string
-	closed    bool
-	runCancel context.CancelFunc
+	// mouseModes holds the modes the server offers (a mask of
+	// MouseModeServer and MouseModeClient).
+	mouseModes uint32
+	name       string
+	closed     bool
+	runCancel  context.CancelFunc
 	// tlsPort and tlsOnly start as Options.TLSPort and TLSOnly; a
 	// migration to another server changes them.
 	tlsPort int
@@ -166,7 +169,7 @@ func (c *Client) connectMain(ctx context.Context) error {
 	c.log.Debug("spice: main channel linked", "session", mi.SessionID, "mouse_modes", mi.SupportedMouseModes,
 		"mouse_mode", mi.CurrentMouseMode, "agent", mi.AgentConnected)
 	c.mu.Lock()
-	c.main, c.init, c.mouseMode = ch, mi, mi.CurrentMouseMode
+	c.main, c.init, c.mouseMode, c.mouseModes = ch, mi, mi.CurrentMouseMode, mi.SupportedMouseModes
 	c.mu.Unlock()
 	return nil
 }
@@ -470,6 +473,13 @@ func (c *Client) setMouseMode(m uint32) {
 	}
 }
 
+// setMouseModes records the mouse modes the server offers.
+func (c *Client) setMouseModes(m uint32) {
+	c.mu.Lock()
+	c.mouseModes = m
+	c.mu.Unlock()
+}
+
 // MouseMode returns the server's current mouse mode (MouseModeServer or
 // MouseModeClient).
 func (c *Client) MouseMode() uint32 {
@@ -544,9 +554,13 @@ func (c *Client) Refresh() error { return nil }
 func (c *Client) Info() backend.Info {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	mode := "server"
+	mode, pointer := "server", "relative"
 	if c.mouseMode == MouseModeClient {
 		mode = "client"
+	}
+	// The client asks for client mode whenever the server offers it.
+	if c.mouseMode == MouseModeClient || c.mouseModes&MouseModeClient != 0 {
+		pointer = "absolute"
 	}
 	return backend.Info{
 		Protocol: "spice",
@@ -555,6 +569,7 @@ func (c *Client) Info() backend.Info {
 		Details: map[string]string{
 			"session_id":     strconv.FormatUint(uint64(c.init.SessionID), 10),
 			"mouse_mode":     mode,
+			"pointer":        pointer,
 			"address":        c.addr,
 			"tls":            strconv.FormatBool(c.secure[ChannelMain]),
 			"bytes_received": strconv.FormatUint(c.received.Load(), 10),

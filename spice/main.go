@@ -119,6 +119,7 @@ func (s *session) handleMain(m message) error {
 		if r.err != nil {
 			return fmt.Errorf("spice: main MOUSE_MODE: %w", r.err)
 		}
+		s.client.setMouseModes(uint32(supported))
 		s.client.setMouseMode(uint32(current))
 		s.log.Debug("spice: mouse mode", "supported", supported, "current", current)
 		if supported&MouseModeClient != 0 && current != MouseModeClient {
@@ -155,6 +156,7 @@ func (s *session) handleMain(m message) error {
 		if err != nil {
 			return err
 		}
+		s.client.setMouseModes(mi.SupportedMouseModes)
 		s.client.setMouseMode(mi.CurrentMouseMode)
 	case msgMainMigrateCancel, msgMainAgentConnected, msgMainAgentDisconnected, msgMainAgentData,
 		msgMainAgentToken, msgMainUUID, msgMainAgentConnectedTokens:
