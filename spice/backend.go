@@ -155,7 +155,7 @@ func (c *Client) connectMain(ctx context.Context) error {
 	c.mu.Lock()
 	addr := c.addr
 	c.mu.Unlock()
-	ch, err := c.dialChannel(ctx, addr, 0, channelID{ChannelMain, 0}, capBits(mainCapNameAndUUID))
+	ch, err := c.dialChannel(ctx, addr, 0, channelID{ChannelMain, 0}, capBits(mainCapNameAndUUID, mainCapAgentConnectedTokens))
 	if err != nil {
 		return err
 	}
@@ -310,6 +310,9 @@ type session struct {
 	chans  map[channelID]*channel
 	inputs *inputs
 	disp   *display
+	// agent is the VD agent protocol; its on* methods run on the main
+	// channel's reader.
+	agent *agent
 }
 
 // peer returns the linked channel with the given type and id, or nil.
@@ -428,6 +431,7 @@ func (c *Client) runSession(ctx context.Context, fb *framebuffer.Framebuffer) er
 		connID: mi.SessionID, addr: addr, chans: map[channelID]*channel{{ChannelMain, 0}: main},
 	}
 	main.peers = s.peer
+	s.agent = newAgent(main.send, fb, c.log)
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()
@@ -444,6 +448,11 @@ func (c *Client) runSession(ctx context.Context, fb *framebuffer.Framebuffer) er
 	}
 	if err := main.send(msgcMainAttachChannels, nil); err != nil {
 		return err
+	}
+	if mi.AgentConnected != 0 {
+		if err := s.agent.onConnected(mi.AgentTokens); err != nil {
+			return err
+		}
 	}
 	err := main.run(sctx, s.handleMain, nil)
 	if err != nil {
@@ -540,8 +549,45 @@ func (c *Client) Pointer(ev input.PointerEvent) error {
 	return in.pointer(ev, c.MouseMode())
 }
 
-// Clipboard is not supported yet (it needs the VD agent).
-func (c *Client) Clipboard(text string) error { return backend.ErrUnsupported }
+// agentTokens returns the agent tokens of the server's INIT message.
+func (c *Client) agentTokens() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.init.AgentTokens
+}
+
+func (c *Client) agent() *agent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil {
+		return nil
+	}
+	return c.sess.agent
+}
+
+// Clipboard offers UTF-8 text to the guest's clipboard through its VD
+// agent (spice-vdagent); ErrNoAgent when the guest runs none. The guest's
+// own clipboard text reaches the framebuffer (SetClipboard) whenever the
+// guest grabs its clipboard.
+func (c *Client) Clipboard(text string) error {
+	a := c.agent()
+	if a == nil {
+		return ErrNoAgent
+	}
+	return a.clipboard(text)
+}
+
+// SetMonitors asks the guest for a monitor layout (one monitor of the
+// given size resizes its display), through the VD agent channel; QEMU
+// passes it to the guest's QXL driver or its agent. ErrNoAgent when the
+// guest runs no agent (the SPICE server then drops such requests).
+func (c *Client) SetMonitors(ms ...Monitor) error {
+	a := c.agent()
+	if a == nil {
+		return ErrNoAgent
+	}
+	return a.monitors(ms)
+}
 
 // Action is not supported by SPICE consoles.
 func (c *Client) Action(a input.Action) error { return backend.ErrUnsupported }

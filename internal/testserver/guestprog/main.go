@@ -17,6 +17,16 @@
 // DRM_IOCTL_MODE_CURSOR2, prints "KVMGATE-CURSOR-SET" and then holds the
 // device open (closing it would give the CRTC back to the kernel console,
 // which drops the cursor). "cursor hide" hides it again and exits.
+//
+// agent TEXT is a minimal VD agent written for tests from spice-protocol's
+// vd_agent.h (not spice-vdagent): on the virtio port com.redhat.spice.0 it
+// answers the client's capabilities, offers TEXT as the guest's clipboard
+// (CLIPBOARD_GRAB), serves it on request, asks for the text the client
+// offers and prints it ("KVMAGENT-CLIPBOARD HEX"), and prints monitor
+// configurations it gets ("KVMAGENT-MONITORS N WxH+X+Y ..."). It also
+// prints the preferred mode of the first DRM connector whenever it changes
+// ("KVMGATE-MODE WxH"), which is how a QXL driver shows a monitor
+// configuration the SPICE server handed to it.
 package main
 
 import (
@@ -60,6 +70,15 @@ func main() {
 	switch os.Args[1] {
 	case "evdump":
 		evdump()
+	case "agent":
+		text := ""
+		if len(os.Args) > 2 {
+			text = os.Args[2]
+		}
+		go watchModes()
+		err := runAgent(text)
+		say("KVMGATE-GUEST-ERROR agent: %v", err)
+		os.Exit(1)
 	case "cursor":
 		if err := cursor(len(os.Args) > 2 && os.Args[2] == "hide"); err != nil {
 			say("KVMGATE-GUEST-ERROR cursor: %v", err)
@@ -223,5 +242,140 @@ func cursor(hide bool) error {
 	say("KVMGATE-CURSOR-SET")
 	for { // (select {} would end as a deadlock)
 		time.Sleep(time.Hour)
+	}
+}
+
+// watchModes prints the preferred (first) mode of the first DRM connector
+// whenever it changes.
+func watchModes() {
+	last := ""
+	for {
+		m, _ := filepath.Glob("/sys/class/drm/card0-*/modes")
+		if len(m) > 0 {
+			b, _ := os.ReadFile(m[0])
+			first, _, _ := strings.Cut(string(b), "\n")
+			if first != last && first != "" {
+				say("KVMGATE-MODE %s", first)
+				last = first
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// VD agent protocol (spice-protocol's vd_agent.h).
+const (
+	vdpClientPort = 1
+
+	vdAgentProtocol             = 1
+	vdAgentMonitorsConfig       = 2
+	vdAgentReply                = 3
+	vdAgentClipboard            = 4
+	vdAgentAnnounceCapabilities = 6
+	vdAgentClipboardGrab        = 7
+	vdAgentClipboardRequest     = 8
+
+	vdAgentCapMonitorsConfig    = 1
+	vdAgentCapReply             = 2
+	vdAgentCapClipboardByDemand = 5
+	vdAgentCapGuestLineEndLF    = 8
+
+	vdAgentClipboardUTF8Text = 1
+	vdAgentMaxData           = 2048
+)
+
+// runAgent serves the VD agent port until it fails, and returns why.
+func runAgent(text string) error {
+	var port string
+	for deadline := time.Now().Add(time.Minute); port == ""; time.Sleep(100 * time.Millisecond) {
+		m, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+		for _, p := range m {
+			if b, _ := os.ReadFile(p); strings.TrimSpace(string(b)) == "com.redhat.spice.0" {
+				port = "/dev/" + filepath.Base(filepath.Dir(p))
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no virtio port com.redhat.spice.0")
+		}
+	}
+	f, err := os.OpenFile(port, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	say("KVMAGENT-OPEN %s", port)
+	le := binary.LittleEndian
+	send := func(typ uint32, body []byte) error {
+		msg := le.AppendUint32(nil, vdAgentProtocol)
+		msg = le.AppendUint32(msg, typ)
+		msg = le.AppendUint64(msg, 0)
+		msg = le.AppendUint32(msg, uint32(len(body)))
+		msg = append(msg, body...)
+		for len(msg) > 0 {
+			n := min(len(msg), vdAgentMaxData)
+			chunk := le.AppendUint32(nil, vdpClientPort)
+			chunk = le.AppendUint32(chunk, uint32(n))
+			if _, err := f.Write(append(chunk, msg[:n]...)); err != nil {
+				return err
+			}
+			msg = msg[n:]
+		}
+		return nil
+	}
+	caps := uint32(1<<vdAgentCapMonitorsConfig | 1<<vdAgentCapReply | 1<<vdAgentCapClipboardByDemand | 1<<vdAgentCapGuestLineEndLF)
+	var stream []byte // the client port's message stream
+	hdr := make([]byte, 8)
+	for {
+		if _, err := readFull(f, hdr); err != nil {
+			return err
+		}
+		portNum, size := le.Uint32(hdr), le.Uint32(hdr[4:])
+		chunk := make([]byte, size)
+		if _, err := readFull(f, chunk); err != nil {
+			return err
+		}
+		if portNum != vdpClientPort {
+			continue // the server's own messages (mouse state...)
+		}
+		stream = append(stream, chunk...)
+		for len(stream) >= 20 {
+			typ, msize := le.Uint32(stream[4:]), le.Uint32(stream[16:])
+			if len(stream) < 20+int(msize) {
+				break
+			}
+			body := stream[20 : 20+msize]
+			stream = stream[20+msize:]
+			var err error
+			switch typ {
+			case vdAgentAnnounceCapabilities:
+				say("KVMAGENT-CAPS %#x", le.Uint32(body[4:]))
+				if le.Uint32(body) != 0 {
+					err = send(vdAgentAnnounceCapabilities, le.AppendUint32(le.AppendUint32(nil, 0), caps))
+				}
+				if err == nil && text != "" {
+					err = send(vdAgentClipboardGrab, le.AppendUint32(nil, vdAgentClipboardUTF8Text))
+					say("KVMAGENT-GRAB")
+				}
+			case vdAgentClipboardGrab:
+				say("KVMAGENT-CLIENT-GRAB")
+				err = send(vdAgentClipboardRequest, le.AppendUint32(nil, vdAgentClipboardUTF8Text))
+			case vdAgentClipboard:
+				say("KVMAGENT-CLIPBOARD %d %x", le.Uint32(body), body[4:])
+			case vdAgentClipboardRequest:
+				say("KVMAGENT-REQUEST %d", le.Uint32(body))
+				err = send(vdAgentClipboard, append(le.AppendUint32(nil, vdAgentClipboardUTF8Text), text...))
+			case vdAgentMonitorsConfig:
+				n := le.Uint32(body)
+				line := fmt.Sprintf("KVMAGENT-MONITORS %d", n)
+				for i := 0; i < int(n) && 8+20*(i+1) <= len(body); i++ {
+					m := body[8+20*i:]
+					line += fmt.Sprintf(" %dx%d+%d+%d", le.Uint32(m[4:]), le.Uint32(m), int32(le.Uint32(m[12:])), int32(le.Uint32(m[16:])))
+				}
+				say("%s", line)
+				err = send(vdAgentReply, le.AppendUint32(le.AppendUint32(nil, vdAgentMonitorsConfig), 0))
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
 }
