@@ -31,15 +31,16 @@ func agentGuest() testserver.QEMUOptions {
 	}
 }
 
-// serialLine waits for a serial line starting with prefix written after
-// byte mark and returns the rest of it.
+// serialLine waits for a complete serial line starting with prefix
+// written after byte mark and returns the rest of it.
 func serialLine(t *testing.T, q *testserver.QEMU, mark int, prefix string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		s := q.Serial()
 		if mark <= len(s) {
-			for _, line := range strings.Split(s[mark:], "\n") {
+			lines := strings.Split(s[mark:], "\n")
+			for _, line := range lines[:len(lines)-1] { // the last one is not complete
 				if rest, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), prefix); ok {
 					return rest
 				}

@@ -68,6 +68,11 @@ type QEMUOptions struct {
 	// GuestProgram puts the guest helper program (GuestProgramName, built
 	// from internal/testserver/guestprog) in the Linux guest's /bin.
 	GuestProgram bool
+	// HostFiles are host files and directories (absolute paths) the Linux
+	// guest's initramfs carries at the same paths; a dynamically linked
+	// program brings its shared libraries (ldd) and loader, so host
+	// programs such as Xvfb run in the guest.
+	HostFiles []string
 	// SPICE adds a SPICE server on a free port of 127.0.0.1 (see
 	// SPICEAddr), with SPICEOptions appended to its -spice argument
 	// ("disable-ticketing=on", ...). Unlike a -spice argument in
