@@ -115,6 +115,13 @@ func (a *agent) onConnected(tokens uint32) error {
 	return nil
 }
 
+// isConnected reports whether the guest's agent is there.
+func (a *agent) isConnected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.connected
+}
+
 // onDisconnected forgets the agent.
 func (a *agent) onDisconnected() {
 	a.in, a.skip, a.broken = nil, 0, false

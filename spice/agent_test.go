@@ -81,6 +81,9 @@ func TestAgent(t *testing.T) {
 			got = u.Clipboard
 		}
 	}
+	if a := c.Info().Details["agent"]; a != "connected" {
+		t.Errorf("Info agent %q, want connected", a)
+	}
 	if caps := serialLine(t, q, mark, "KVMAGENT-CAPS "); caps != "0x26" {
 		t.Errorf("the agent got client capabilities %s, want 0x26 (monitors config, reply, clipboard by demand)", caps)
 	}

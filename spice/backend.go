@@ -598,6 +598,10 @@ func (c *Client) Refresh() error { return nil }
 
 // Info describes the connection.
 func (c *Client) Info() backend.Info {
+	agent := "none"
+	if a := c.agent(); a != nil && a.isConnected() {
+		agent = "connected"
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	mode, pointer := "server", "relative"
@@ -608,6 +612,7 @@ func (c *Client) Info() backend.Info {
 	if c.mouseMode == MouseModeClient || c.mouseModes&MouseModeClient != 0 {
 		pointer = "absolute"
 	}
+
 	return backend.Info{
 		Protocol: "spice",
 		Server:   "SPICE " + strconv.Itoa(versionMajor) + "." + strconv.Itoa(versionMinor),
@@ -616,6 +621,7 @@ func (c *Client) Info() backend.Info {
 			"session_id":     strconv.FormatUint(uint64(c.init.SessionID), 10),
 			"mouse_mode":     mode,
 			"pointer":        pointer,
+			"agent":          agent,
 			"address":        c.addr,
 			"tls":            strconv.FormatBool(c.secure[ChannelMain]),
 			"bytes_received": strconv.FormatUint(c.received.Load(), 10),
