@@ -94,13 +94,14 @@ func TestSPICEBrowserCursorAndPointer(t *testing.T) {
 	q := testserver.StartQEMU(t, testserver.QEMUOptions{
 		Guest:        testserver.GuestLinux,
 		VGA:          "qxl",
-		Modules:      []string{"qxl", "evdev", "uhci_hcd", "usbhid", "hid_generic"},
+		Modules:      []string{"qxl", "evdev", "psmouse", "uhci_hcd", "usbhid", "hid_generic"},
 		GuestProgram: true,
 		InitCommands: testserver.GuestProgramName + " evdump &",
 		ExtraArgs:    []string{"-usb"},
 		SPICE:        true, SPICEOptions: "disable-ticketing=on",
 	})
-	// Hot-plugged: a tablet restored from the snapshot would not become
+	// The same guest as spice.TestMouseModes and TestCursorChannel (one
+	// cached snapshot). The tablet is hot-plugged: a tablet restored from the snapshot would not become
 	// QEMU's absolute mouse again (see spice.TestCursorChannel).
 	if _, err := q.Monitor("device_add usb-tablet,id=tablet"); err != nil {
 		t.Fatal(err)

@@ -10,18 +10,6 @@ import (
 	"kvmgate/internal/testserver/guestcursor"
 )
 
-// cursorGuest is the Linux guest on the qxl KMS console with the guest
-// program (which sets a hardware cursor on request) and a USB controller
-// for a tablet.
-func cursorGuest() testserver.QEMUOptions {
-	return testserver.QEMUOptions{
-		Guest:        testserver.GuestLinux,
-		Modules:      []string{"qxl", "uhci_hcd", "usbhid", "hid_generic"},
-		GuestProgram: true,
-		ExtraArgs:    []string{"-usb"},
-	}
-}
-
 // addTablet plugs a USB tablet into the guest and waits until QEMU uses it
 // as its current (absolute) mouse, which is when its SPICE server offers
 // client mouse mode. (A tablet restored from a snapshot never becomes
@@ -126,7 +114,7 @@ func cursorMismatch(c *framebuffer.Cursor) string {
 // A USB tablet plugged in before the client connects makes the server offer
 // client mouse mode in its INIT message; the client asks for it at once.
 func TestCursorChannel(t *testing.T) {
-	q, addr := spiceQEMUWith(t, cursorGuest(), "disable-ticketing=on")
+	q, addr := spiceQEMUWith(t, inputGuest(), "disable-ticketing=on")
 	addTablet(t, q)
 	fb := framebuffer.New()
 	w := watchCursor(fb)

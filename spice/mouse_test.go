@@ -33,13 +33,15 @@ type guestEvent struct {
 	typ, code, value int
 }
 
-// inputGuest is the Linux guest with a PS/2 mouse, a USB controller
-// (-usb, for a tablet added later) and the guest program dumping every
-// input event to the serial port.
+// inputGuest is the Linux guest on the qxl KMS console with a PS/2 mouse,
+// a USB controller (-usb, for a tablet added later) and the guest program
+// dumping every input event to the serial port. The mouse and cursor tests
+// here and in e2e use exactly these options, so they share one cached
+// snapshot of the booted guest.
 func inputGuest() testserver.QEMUOptions {
 	return testserver.QEMUOptions{
 		Guest:        testserver.GuestLinux,
-		Modules:      []string{"evdev", "psmouse", "uhci_hcd", "usbhid", "hid_generic"},
+		Modules:      []string{"qxl", "evdev", "psmouse", "uhci_hcd", "usbhid", "hid_generic"},
 		GuestProgram: true,
 		InitCommands: testserver.GuestProgramName + " evdump &",
 		ExtraArgs:    []string{"-usb"},
