@@ -303,6 +303,7 @@ export class KvmConsole extends HTMLElement {
           return;
         }
         this.hello = m;
+        this.input?.setRelative(m.pointer === 'relative');
         this.renewTicket(m.ticket);
         this.backend = 'connected';
         this.screen.resize(m.width | 0, m.height | 0);

@@ -52,6 +52,8 @@ export class Input {
     this.lx = undefined;
     /** @type {number|undefined} */
     this.ly = undefined;
+    /** whether the console takes relative motion only (see setRelative) */
+    this.relative = false;
     /** @type {Array<[EventTarget, string, (e: any) => void, object?]>} */
     this.listeners = [
       [view, 'keydown', (e) => this.onKeyDown(e)],
@@ -188,11 +190,33 @@ export class Input {
   }
 
   /**
+   * Tells whether the console takes relative motion only (the hello's
+   * `pointer` is "relative": a SPICE VM in server mouse mode, QEMU's VNC
+   * without a tablet). Then a click on the canvas captures the pointer
+   * with Pointer Lock (until Esc): the page's own pointer, which would
+   * drift away from the guest's cursor, is hidden and cannot leave the
+   * canvas; motion moves a position kept within the canvas, whose steps
+   * the backend sends as relative motion.
+   * @param {boolean} on
+   */
+  setRelative(on) {
+    this.relative = on;
+    if (!on && document.pointerLockElement === this.canvas) document.exitPointerLock?.();
+  }
+
+  /** Asks for Pointer Lock on a press in relative mode. */
+  lockOnPress() {
+    if (!this.relative || document.pointerLockElement === this.canvas) return;
+    /** @type {any} */ (this.canvas.requestPointerLock?.())?.catch?.(() => {});
+  }
+
+  /**
    * @param {PointerEvent} e
    * @param {boolean} press
    */
   onPointer(e, press) {
     if (press) {
+      this.lockOnPress();
       this.view.focus({ preventScroll: true });
       if (this.canvas.setPointerCapture && e.pointerId !== undefined) {
         try { this.canvas.setPointerCapture(e.pointerId); } catch { /* synthetic pointer */ }

@@ -157,6 +157,9 @@ type (
 		Layouts  []string    `json:"layouts"`
 		Viewer   string      `json:"viewer"`
 		Ticket   string      `json:"ticket,omitempty"`
+		// Pointer is the backend's pointer kind at connect time
+		// ("absolute" or "relative"; "" when unknown).
+		Pointer string `json:"pointer,omitempty"`
 	}
 	comboJSON struct {
 		Name  string `json:"name"`
@@ -332,7 +335,7 @@ func (vc *viewerConn) sendHello() error {
 	return vc.writeJSON(helloMsg{
 		T: "hello", V: 1, Width: w, Height: h, Name: name, Protocol: info.Protocol,
 		Actions: actions, Combos: combos, Layouts: input.Layouts(), Viewer: vc.v.ID(),
-		Ticket: vc.ticket(),
+		Ticket: vc.ticket(), Pointer: info.Details["pointer"],
 	})
 }
 

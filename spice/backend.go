@@ -110,9 +110,12 @@ type Client struct {
 	init      mainInit
 	sess      *session
 	mouseMode uint32
-	name      string
-	closed    bool
-	runCancel context.CancelFunc
+	// mouseModes holds the modes the server offers (a mask of
+	// MouseModeServer and MouseModeClient).
+	mouseModes uint32
+	name       string
+	closed     bool
+	runCancel  context.CancelFunc
 	// tlsPort and tlsOnly start as Options.TLSPort and TLSOnly; a
 	// migration to another server changes them.
 	tlsPort int
@@ -152,7 +155,7 @@ func (c *Client) connectMain(ctx context.Context) error {
 	c.mu.Lock()
 	addr := c.addr
 	c.mu.Unlock()
-	ch, err := c.dialChannel(ctx, addr, 0, channelID{ChannelMain, 0}, capBits(mainCapNameAndUUID))
+	ch, err := c.dialChannel(ctx, addr, 0, channelID{ChannelMain, 0}, capBits(mainCapNameAndUUID, mainCapAgentConnectedTokens))
 	if err != nil {
 		return err
 	}
@@ -166,7 +169,7 @@ func (c *Client) connectMain(ctx context.Context) error {
 	c.log.Debug("spice: main channel linked", "session", mi.SessionID, "mouse_modes", mi.SupportedMouseModes,
 		"mouse_mode", mi.CurrentMouseMode, "agent", mi.AgentConnected)
 	c.mu.Lock()
-	c.main, c.init, c.mouseMode = ch, mi, mi.CurrentMouseMode
+	c.main, c.init, c.mouseMode, c.mouseModes = ch, mi, mi.CurrentMouseMode, mi.SupportedMouseModes
 	c.mu.Unlock()
 	return nil
 }
@@ -307,6 +310,9 @@ type session struct {
 	chans  map[channelID]*channel
 	inputs *inputs
 	disp   *display
+	// agent is the VD agent protocol; its on* methods run on the main
+	// channel's reader.
+	agent *agent
 }
 
 // peer returns the linked channel with the given type and id, or nil.
@@ -425,6 +431,7 @@ func (c *Client) runSession(ctx context.Context, fb *framebuffer.Framebuffer) er
 		connID: mi.SessionID, addr: addr, chans: map[channelID]*channel{{ChannelMain, 0}: main},
 	}
 	main.peers = s.peer
+	s.agent = newAgent(main.send, fb, c.log)
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()
@@ -442,6 +449,11 @@ func (c *Client) runSession(ctx context.Context, fb *framebuffer.Framebuffer) er
 	if err := main.send(msgcMainAttachChannels, nil); err != nil {
 		return err
 	}
+	if mi.AgentConnected != 0 {
+		if err := s.agent.onConnected(mi.AgentTokens); err != nil {
+			return err
+		}
+	}
 	err := main.run(sctx, s.handleMain, nil)
 	if err != nil {
 		cancel(err)
@@ -456,9 +468,24 @@ func (c *Client) runSession(ctx context.Context, fb *framebuffer.Framebuffer) er
 	return err
 }
 
+// setMouseMode records the server's mouse mode. When it changes, the
+// inputs channel forgets the last pointer position, so that the first
+// relative motion after a switch to server mode is not a jump from where
+// the absolute pointer last was.
 func (c *Client) setMouseMode(m uint32) {
 	c.mu.Lock()
+	changed := c.mouseMode != m
 	c.mouseMode = m
+	c.mu.Unlock()
+	if in := c.inputs(); changed && in != nil {
+		in.forgetPosition()
+	}
+}
+
+// setMouseModes records the mouse modes the server offers.
+func (c *Client) setMouseModes(m uint32) {
+	c.mu.Lock()
+	c.mouseModes = m
 	c.mu.Unlock()
 }
 
@@ -522,8 +549,45 @@ func (c *Client) Pointer(ev input.PointerEvent) error {
 	return in.pointer(ev, c.MouseMode())
 }
 
-// Clipboard is not supported yet (it needs the VD agent).
-func (c *Client) Clipboard(text string) error { return backend.ErrUnsupported }
+// agentTokens returns the agent tokens of the server's INIT message.
+func (c *Client) agentTokens() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.init.AgentTokens
+}
+
+func (c *Client) agent() *agent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil {
+		return nil
+	}
+	return c.sess.agent
+}
+
+// Clipboard offers UTF-8 text to the guest's clipboard through its VD
+// agent (spice-vdagent); ErrNoAgent when the guest runs none. The guest's
+// own clipboard text reaches the framebuffer (SetClipboard) whenever the
+// guest grabs its clipboard.
+func (c *Client) Clipboard(text string) error {
+	a := c.agent()
+	if a == nil {
+		return ErrNoAgent
+	}
+	return a.clipboard(text)
+}
+
+// SetMonitors asks the guest for a monitor layout (one monitor of the
+// given size resizes its display), through the VD agent channel; QEMU
+// passes it to the guest's QXL driver or its agent. ErrNoAgent when the
+// guest runs no agent (the SPICE server then drops such requests).
+func (c *Client) SetMonitors(ms ...Monitor) error {
+	a := c.agent()
+	if a == nil {
+		return ErrNoAgent
+	}
+	return a.monitors(ms)
+}
 
 // Action is not supported by SPICE consoles.
 func (c *Client) Action(a input.Action) error { return backend.ErrUnsupported }
@@ -534,12 +598,21 @@ func (c *Client) Refresh() error { return nil }
 
 // Info describes the connection.
 func (c *Client) Info() backend.Info {
+	agent := "none"
+	if a := c.agent(); a != nil && a.isConnected() {
+		agent = "connected"
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	mode := "server"
+	mode, pointer := "server", "relative"
 	if c.mouseMode == MouseModeClient {
 		mode = "client"
 	}
+	// The client asks for client mode whenever the server offers it.
+	if c.mouseMode == MouseModeClient || c.mouseModes&MouseModeClient != 0 {
+		pointer = "absolute"
+	}
+
 	return backend.Info{
 		Protocol: "spice",
 		Server:   "SPICE " + strconv.Itoa(versionMajor) + "." + strconv.Itoa(versionMinor),
@@ -547,6 +620,8 @@ func (c *Client) Info() backend.Info {
 		Details: map[string]string{
 			"session_id":     strconv.FormatUint(uint64(c.init.SessionID), 10),
 			"mouse_mode":     mode,
+			"pointer":        pointer,
+			"agent":          agent,
 			"address":        c.addr,
 			"tls":            strconv.FormatBool(c.secure[ChannelMain]),
 			"bytes_received": strconv.FormatUint(c.received.Load(), 10),

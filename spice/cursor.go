@@ -66,6 +66,7 @@ func (c *cursor) handleMessage(m message) error {
 		if err != nil {
 			return err
 		}
+		c.log.Debug("spice: cursor", "msg", m.typ, "visible", visible, "shape", shape != nil)
 		if shape != nil {
 			c.shape = shape
 		}
@@ -75,6 +76,7 @@ func (c *cursor) handleMessage(m message) error {
 			c.fb.SetCursor(nil)
 		}
 	case msgCursorHide:
+		c.log.Debug("spice: cursor hidden")
 		c.fb.SetCursor(nil)
 	case msgCursorReset:
 		clear(c.cache)

@@ -85,12 +85,20 @@ type display struct {
 	surfaces   map[uint32]*surface
 	surfacePix int
 	primary    *surface
-	batch      framebuffer.Batch
-	resized    bool
-	images     imageCache
-	palettes   map[uint64][]uint32
-	warned     map[string]bool
-	counts     *[256]atomic.Uint64 // images decoded by type, for tests and stats
+	primaryID  uint32
+	// head is the part of the primary surface the guest shows on its
+	// monitor (MONITORS_CONFIG), when that is less than the whole surface;
+	// then view holds a copy of it, which is what gets published, and
+	// viewDirty lists the areas of view to refresh from the surface.
+	head      framebuffer.Rect
+	view      *framebuffer.Canvas
+	viewDirty []framebuffer.Rect
+	batch     framebuffer.Batch
+	resized   bool
+	images    imageCache
+	palettes  map[uint64][]uint32
+	warned    map[string]bool
+	counts    *[256]atomic.Uint64 // images decoded by type, for tests and stats
 	// marks counts MARK messages: the server sends one after the
 	// complete surface image that starts every display channel.
 	marks int
@@ -138,10 +146,62 @@ func (d *display) flush() {
 	if d.primary == nil {
 		return
 	}
-	if d.batch.Len() > 0 || d.resized {
-		d.fb.Publish(d.primary.c, &d.batch)
-		d.resized = false
+	if d.batch.Len() == 0 && !d.resized {
+		return
 	}
+	if d.head.Empty() {
+		d.fb.Publish(d.primary.c, &d.batch)
+	} else {
+		for _, r := range d.viewDirty {
+			copyArea(d.view, d.primary.c, r, d.head.X, d.head.Y)
+		}
+		d.viewDirty = d.viewDirty[:0]
+		d.fb.Publish(d.view, &d.batch)
+	}
+	d.resized = false
+}
+
+// copyArea copies the area r of dst from src at r moved by (ox, oy).
+func copyArea(dst, src *framebuffer.Canvas, r framebuffer.Rect, ox, oy int) {
+	r = r.Intersect(dst.Bounds()).Intersect(framebuffer.Rect{X: -ox, Y: -oy, W: src.W, H: src.H})
+	for y := r.Y; y < r.Y+r.H; y++ {
+		copy(dst.Row(r.X, y, r.W), src.Row(r.X+ox, y+oy, r.W))
+	}
+}
+
+// setHead makes the area m of the primary surface the published screen
+// (the whole surface when m covers it or is empty).
+func (d *display) setHead(m framebuffer.Rect) error {
+	if d.primary == nil {
+		return nil
+	}
+	bounds := d.primary.c.Bounds()
+	m = m.Intersect(bounds)
+	if m == bounds || m.Empty() {
+		m = framebuffer.Rect{}
+	}
+	if m == d.head {
+		return nil
+	}
+	d.flush()
+	d.head = m
+	d.batch = framebuffer.Batch{}
+	d.resized = true
+	d.viewDirty = d.viewDirty[:0]
+	if m.Empty() {
+		d.view = nil
+		d.batch.Damage(bounds)
+		return nil
+	}
+	v, err := framebuffer.NewCanvas(m.W, m.H)
+	if err != nil {
+		return err
+	}
+	d.view = v
+	d.batch.Damage(v.Bounds())
+	d.viewDirty = append(d.viewDirty, v.Bounds())
+	d.log.Debug("spice: showing part of the primary surface", "area", m)
+	return nil
 }
 
 // handle processes one display channel message.
@@ -181,12 +241,21 @@ func (d *display) handleMessage(m message) error {
 		}
 		return nil
 	case msgDisplayMonitorsConfig:
+		// The first monitor on the primary surface is the screen.
 		count, maxAllowed := r.u16(), r.u16()
+		var head framebuffer.Rect
+		found := false
 		for i := 0; i < int(count) && r.err == nil; i++ {
 			mon, sid, w, h, x, y, flags := r.u32(), r.u32(), r.u32(), r.u32(), r.u32(), r.u32(), r.u32()
 			d.log.Debug("spice: monitor", "id", mon, "surface", sid, "w", w, "h", h, "x", x, "y", y, "flags", flags, "max", maxAllowed)
+			if !found && r.err == nil && d.primary != nil && sid == d.primaryID && w <= 1<<16 && h <= 1<<16 && x <= 1<<16 && y <= 1<<16 {
+				head, found = framebuffer.Rect{X: int(x), Y: int(y), W: int(w), H: int(h)}, true
+			}
 		}
-		return r.err
+		if r.err != nil || !found {
+			return r.err
+		}
+		return d.setHead(head)
 	case msgDisplayInvalList:
 		n := r.u16()
 		for i := 0; i < int(n) && r.err == nil; i++ {
@@ -257,7 +326,8 @@ func (d *display) surfaceCreate(r *reader) error {
 	d.surfacePix += int(w * h)
 	if s.primary {
 		d.flush()
-		d.primary = s
+		d.primary, d.primaryID = s, id
+		d.head, d.view, d.viewDirty = framebuffer.Rect{}, nil, nil
 		d.resized = true
 		d.batch = framebuffer.Batch{}
 		d.log.Debug("spice: primary surface", "id", id, "w", w, "h", h, "format", format)
@@ -326,9 +396,35 @@ func (b base) parts() []framebuffer.Rect {
 
 // damage records a change of r on s.
 func (d *display) damage(s *surface, r framebuffer.Rect) {
-	if s == d.primary {
-		d.batch.Damage(r)
+	if s != d.primary {
+		return
 	}
+	if d.head.Empty() {
+		d.batch.Damage(r)
+		return
+	}
+	r = r.Intersect(d.head)
+	r.X, r.Y = r.X-d.head.X, r.Y-d.head.Y
+	if !r.Empty() {
+		d.batch.Damage(r)
+		d.viewDirty = append(d.viewDirty, r)
+	}
+}
+
+// move records that src of the primary surface was copied to (dx, dy).
+func (d *display) move(src framebuffer.Rect, dx, dy int) {
+	if d.head.Empty() {
+		d.batch.Move(src, dx, dy)
+		return
+	}
+	dst := framebuffer.Rect{X: dx, Y: dy, W: src.W, H: src.H}
+	if !src.In(d.head) || !dst.In(d.head) {
+		d.damage(d.primary, dst)
+		return
+	}
+	src.X, src.Y = src.X-d.head.X, src.Y-d.head.Y
+	d.batch.Move(src, dx-d.head.X, dy-d.head.Y)
+	d.viewDirty = append(d.viewDirty, framebuffer.Rect{X: dx - d.head.X, Y: dy - d.head.Y, W: src.W, H: src.H})
 }
 
 // skipMask reads a QMask and warns if it is one (masks are not supported).
@@ -523,7 +619,7 @@ func (d *display) copyBits(r *reader) error {
 		}
 		c.Move(srcR, p.X, p.Y)
 		if b.surface == d.primary {
-			d.batch.Move(srcR, p.X, p.Y)
+			d.move(srcR, p.X, p.Y)
 		}
 	}
 	return nil

@@ -91,6 +91,14 @@ func (in *inputs) handle(m message) error {
 	return nil
 }
 
+// forgetPosition makes the next pointer event a starting point: in server
+// mode it sends no motion, only buttons and wheel.
+func (in *inputs) forgetPosition() {
+	in.mu.Lock()
+	in.havePos, in.pending = false, nil
+	in.mu.Unlock()
+}
+
 // key sends the set-1 scancode bytes of a key. SPICE servers push each
 // non-zero byte of a KEY_DOWN or KEY_UP code to the guest keyboard in
 // order, so longer sequences (Pause) go out as several messages.

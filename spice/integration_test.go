@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -48,20 +47,11 @@ func spiceQEMUWith(t *testing.T, o testserver.QEMUOptions, spiceOpts string, ext
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Fatal("qemu-system-x86_64 not installed (Debian package qemu-system-x86; scripts/install-deps.sh installs it)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	opt := "port=" + strconv.Itoa(port) + ",addr=127.0.0.1"
-	if spiceOpts != "" {
-		opt += "," + spiceOpts
-	}
 	o.VGA = "qxl"
-	o.ExtraArgs = append(append(o.ExtraArgs, "-spice", opt), extra...)
+	o.SPICE, o.SPICEOptions = true, spiceOpts
+	o.ExtraArgs = append(o.ExtraArgs, extra...)
 	q := testserver.StartQEMU(t, o)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := q.SPICEAddr()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)

@@ -24,7 +24,7 @@ func TestJPEGSpicyScreenshot(t *testing.T) {
 		t.Fatal("spicy-screenshot not installed (Debian spice-client-gtk)")
 	}
 	q, addr := spiceQEMUWith(t, testserver.QEMUOptions{
-		Guest: testserver.GuestLinux, Modules: []string{"qxl"}, ColdBoot: true,
+		Guest: testserver.GuestLinux, Modules: []string{"qxl"},
 	}, "disable-ticketing=on,image-compression=quic,jpeg-wan-compression=always")
 	q.WaitSettled(t, testserver.LinuxBootTimeout)
 	host, port, _ := net.SplitHostPort(addr)

@@ -72,7 +72,7 @@ func typeText(t *testing.T, c *Client, text string) {
 // with QEMU's screendump once it settles.
 func TestLinuxQXL(t *testing.T) {
 	q, addr := spiceQEMUWith(t, testserver.QEMUOptions{
-		Guest: testserver.GuestLinux, Modules: []string{"qxl"}, ColdBoot: true,
+		Guest: testserver.GuestLinux, Modules: []string{"qxl"},
 	}, "disable-ticketing=on")
 	q.WaitSettled(t, testserver.LinuxBootTimeout)
 	fb := framebuffer.New()

@@ -119,6 +119,7 @@ func (s *session) handleMain(m message) error {
 		if r.err != nil {
 			return fmt.Errorf("spice: main MOUSE_MODE: %w", r.err)
 		}
+		s.client.setMouseModes(uint32(supported))
 		s.client.setMouseMode(uint32(current))
 		s.log.Debug("spice: mouse mode", "supported", supported, "current", current)
 		if supported&MouseModeClient != 0 && current != MouseModeClient {
@@ -155,9 +156,25 @@ func (s *session) handleMain(m message) error {
 		if err != nil {
 			return err
 		}
+		s.client.setMouseModes(mi.SupportedMouseModes)
 		s.client.setMouseMode(mi.CurrentMouseMode)
-	case msgMainMigrateCancel, msgMainAgentConnected, msgMainAgentDisconnected, msgMainAgentData,
-		msgMainAgentToken, msgMainUUID, msgMainAgentConnectedTokens:
+	case msgMainAgentConnected:
+		return s.agent.onConnected(s.client.agentTokens())
+	case msgMainAgentConnectedTokens, msgMainAgentToken:
+		r := newReader(m.body)
+		n := r.u32()
+		if r.err != nil {
+			return fmt.Errorf("spice: main agent tokens: %w", r.err)
+		}
+		if m.typ == msgMainAgentToken {
+			return s.agent.onTokens(n)
+		}
+		return s.agent.onConnected(n)
+	case msgMainAgentDisconnected:
+		s.agent.onDisconnected()
+	case msgMainAgentData:
+		return s.agent.onData(m.body)
+	case msgMainMigrateCancel, msgMainUUID:
 	default:
 		s.log.Debug("spice: unhandled main message", "type", m.typ)
 	}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -73,9 +75,10 @@ func guestKernel() (string, error) {
 // guestInitramfs returns the path of the busybox initramfs for the Linux
 // guest, building it into the user cache directory when it is not there
 // yet. The cache key covers the kernel, busybox, the guest scripts and the
-// kernel modules (see QEMUOptions.Modules).
-func guestInitramfs(t testing.TB, kernel string, modules ...string) string {
+// kernel modules, init commands and helper program (see QEMUOptions).
+func guestInitramfs(t testing.TB, kernel string, o QEMUOptions) string {
 	t.Helper()
+	modules := o.Modules
 	bbPath := "/bin/busybox"
 	bb, err := os.ReadFile(bbPath)
 	if err != nil {
@@ -90,8 +93,19 @@ func guestInitramfs(t testing.TB, kernel string, modules ...string) string {
 		t.Fatalf("testserver: %v", err)
 	}
 	initScript := guestInit
-	if len(mods) > 0 {
-		initScript = moduleInit(mods)
+	if len(mods) > 0 || o.InitCommands != "" {
+		initScript = moduleInit(mods, o.InitCommands)
+	}
+	var extra []hostFile // further files
+	if o.GuestProgram {
+		extra = append(extra, hostFile{path: "bin/" + GuestProgramName, mode: 0o755, data: guestProgram(t)})
+	}
+	if len(o.HostFiles) > 0 {
+		hf, err := hostFiles(o.HostFiles)
+		if err != nil {
+			t.Fatalf("testserver: %v", err)
+		}
+		extra = append(extra, hf...)
 	}
 	h := sha256.New()
 	for _, s := range []string{initramfsFormat, initScript, guestInittab, guestProfile} {
@@ -102,6 +116,10 @@ func guestInitramfs(t testing.TB, kernel string, modules ...string) string {
 		fmt.Fprintf(h, "%d:%s", len(m.data), m.name)
 		h.Write(m.data)
 	}
+	for _, f := range extra {
+		fmt.Fprintf(h, "file %o %d:%s", f.mode, len(f.data), f.path)
+		h.Write(f.data)
+	}
 	key := hex.EncodeToString(h.Sum(nil))[:16]
 
 	dir := cacheDir()
@@ -109,7 +127,7 @@ func guestInitramfs(t testing.TB, kernel string, modules ...string) string {
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
-	data, err := buildInitramfsWith(bb, initScript, mods)
+	data, err := buildInitramfsWith(bb, initScript, mods, extra...)
 	if err != nil {
 		t.Fatalf("testserver: build initramfs: %v", err)
 	}
@@ -203,11 +221,15 @@ func moduleFiles(kver string, names []string) ([]module, error) {
 	return out, nil
 }
 
-// moduleInit is guestInit with the modules loaded before busybox init.
-func moduleInit(mods []module) string {
+// moduleInit is guestInit with the modules loaded, and then the shell
+// commands cmds run, before busybox init.
+func moduleInit(mods []module, cmds string) string {
 	var b strings.Builder
 	for _, m := range mods {
 		fmt.Fprintf(&b, "insmod /lib/modules/%s\n", m.name)
+	}
+	if cmds != "" {
+		b.WriteString(strings.TrimSuffix(cmds, "\n") + "\n")
 	}
 	return strings.Replace(guestInit, "exec /bin/busybox init\n", b.String()+"exec /bin/busybox init\n", 1)
 }
@@ -246,9 +268,9 @@ func buildInitramfs(busybox []byte) ([]byte, error) {
 	return buildInitramfsWith(busybox, guestInit, nil)
 }
 
-// buildInitramfsWith is buildInitramfs with another /init and kernel
-// modules in /lib/modules.
-func buildInitramfsWith(busybox []byte, initScript string, mods []module) ([]byte, error) {
+// buildInitramfsWith is buildInitramfs with another /init, kernel
+// modules in /lib/modules and further files.
+func buildInitramfsWith(busybox []byte, initScript string, mods []module, files ...hostFile) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
@@ -274,6 +296,19 @@ func buildInitramfsWith(busybox []byte, initScript string, mods []module) ([]byt
 	}
 	w.file("etc/inittab", 0o644, []byte(guestInittab))
 	w.file("etc/profile", 0o644, []byte(guestProfile))
+	made := map[string]bool{"bin": true, "dev": true, "etc": true, "proc": true, "root": true, "sys": true, "tmp": true,
+		"lib": len(mods) > 0, "lib/modules": len(mods) > 0}
+	for _, f := range files {
+		var parents []string
+		for d := path.Dir(f.path); d != "." && !made[d]; d = path.Dir(d) {
+			parents = append(parents, d)
+		}
+		for i := len(parents) - 1; i >= 0; i-- {
+			w.dir(parents[i])
+			made[parents[i]] = true
+		}
+		w.file(f.path, f.mode, f.data)
+	}
 	w.trailer()
 	if w.err != nil {
 		return nil, w.err
@@ -348,4 +383,80 @@ func (c *cpioWriter) pad() {
 	if r := c.n % 4; r != 0 {
 		c.write(make([]byte, 4-r))
 	}
+}
+
+// hostFile is a file for the initramfs: its path there (relative, "usr/bin/x"),
+// permission bits and content.
+type hostFile struct {
+	path string
+	mode uint32
+	data []byte
+}
+
+// hostFiles reads the host files and directory trees named by paths for
+// the initramfs, at the same paths. A dynamically linked program brings the
+// shared libraries ldd lists for it and its loader; symbolic links are
+// stored as the files they lead to.
+func hostFiles(paths []string) ([]hostFile, error) {
+	seen := map[string]bool{}
+	var out []hostFile
+	var add func(p string) error
+	add = func(p string) error {
+		p = filepath.Clean(p)
+		if seen[p] {
+			return nil
+		}
+		seen[p] = true
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("host file for the guest: %w", err)
+		}
+		if fi.IsDir() {
+			ents, err := os.ReadDir(p)
+			if err != nil {
+				return fmt.Errorf("host file for the guest: %w", err)
+			}
+			for _, e := range ents {
+				if err := add(filepath.Join(p, e.Name())); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("host file for the guest: %w", err)
+		}
+		out = append(out, hostFile{path: strings.TrimPrefix(p, "/"), mode: uint32(fi.Mode().Perm()), data: data})
+		if checkStatic(p) == nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return nil
+		}
+		libs, err := exec.Command("ldd", p).Output()
+		if err != nil {
+			return fmt.Errorf("ldd %s: %w", p, err)
+		}
+		for _, line := range strings.Split(string(libs), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+				err = add(f[2])
+			case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+				err = add(f[0])
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("host file %q: not an absolute path", p)
+		}
+		if err := add(p); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out, nil
 }

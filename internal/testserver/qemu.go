@@ -60,6 +60,27 @@ type QEMUOptions struct {
 	// starting from the cached snapshot of a booted guest, for tests that
 	// watch the boot itself.
 	ColdBoot bool
+	// InitCommands are shell commands the Linux guest's /init runs as
+	// root after loading Modules and before busybox init starts the
+	// shell; start long-running ones in the background ("cmd &"). They
+	// are part of the cached snapshot of the booted guest.
+	InitCommands string
+	// GuestProgram puts the guest helper program (GuestProgramName, built
+	// from internal/testserver/guestprog) in the Linux guest's /bin.
+	GuestProgram bool
+	// HostFiles are host files and directories (absolute paths) the Linux
+	// guest's initramfs carries at the same paths; a dynamically linked
+	// program brings its shared libraries (ldd) and loader, so host
+	// programs such as Xvfb run in the guest.
+	HostFiles []string
+	// SPICE adds a SPICE server on a free port of 127.0.0.1 (see
+	// SPICEAddr), with SPICEOptions appended to its -spice argument
+	// ("disable-ticketing=on", ...). Unlike a -spice argument in
+	// ExtraArgs, whose port changes every run, it does not keep a Linux
+	// guest from reusing its cached snapshot.
+	SPICE bool
+	// SPICEOptions are further -spice options (comma separated).
+	SPICEOptions string
 }
 
 // QEMU is a running QEMU machine with its display exported over VNC.
@@ -73,6 +94,7 @@ type QEMU struct {
 	biosLog  string // path of SeaBIOS's debug log (GuestSeaBIOS)
 	mon      *qmpConn
 	dumps    int // screendump file counter, guarded by mon.mu
+	spice    string
 }
 
 // StartQEMU starts a QEMU x86-64 machine with a VNC display on a free port of
@@ -148,7 +170,7 @@ func linuxSnapshotPath(t testing.TB, o QEMUOptions) string {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%d\x00", snapshotFormat, version, accel(), kernel, fi.Size(), fi.ModTime().UnixNano())
-	fmt.Fprintf(h, "%s\x00", guestInitramfs(t, kernel, o.Modules...))
+	fmt.Fprintf(h, "%s\x00", guestInitramfs(t, kernel, o))
 	for _, a := range machineArgs(o) {
 		fmt.Fprintf(h, "%s\x00", a)
 	}
@@ -200,6 +222,19 @@ func startQEMU(t testing.TB, o QEMUOptions, snapshot string) (*QEMU, error) {
 	if v := strings.TrimPrefix(o.VNCOptions, ","); v != "" {
 		vnc += "," + v
 	}
+	var spiceArgs []string
+	if o.SPICE {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		q.spice = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		opt := "port=" + strconv.Itoa(port) + ",addr=127.0.0.1"
+		if v := strings.TrimPrefix(o.SPICEOptions, ","); v != "" {
+			opt += "," + v
+		}
+		spiceArgs = []string{"-spice", opt}
+	}
 	args := append(machineArgs(o),
 		"-vnc", vnc,
 		"-qmp", "unix:"+sock+",server=on,wait=off",
@@ -207,6 +242,7 @@ func startQEMU(t testing.TB, o QEMUOptions, snapshot string) (*QEMU, error) {
 		"-chardev", "file,id=serial0,append=on,path="+q.serial,
 		"-serial", "chardev:serial0",
 	)
+	args = append(args, spiceArgs...)
 	switch o.Guest {
 	case GuestSeaBIOS:
 		// SeaBIOS's debug port: it says when it has given up booting.
@@ -223,7 +259,7 @@ func startQEMU(t testing.TB, o QEMUOptions, snapshot string) (*QEMU, error) {
 		} else {
 			f.Close()
 		}
-		args = append(args, "-kernel", kernel, "-initrd", guestInitramfs(t, kernel, o.Modules...))
+		args = append(args, "-kernel", kernel, "-initrd", guestInitramfs(t, kernel, o))
 	default:
 		t.Fatalf("testserver: unknown guest %d", o.Guest)
 	}
@@ -395,14 +431,97 @@ func (q *QEMU) waitMigration() error {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// accel returns "kvm" when /dev/kvm can be opened and "tcg" otherwise.
+// accel returns "kvm" when /dev/kvm can be opened and boots the Linux
+// guest's kernel, and "tcg" otherwise. KVMGATE_TEST_ACCEL=kvm or tcg
+// overrides the choice.
 func accel() string {
+	accelOnce.Do(func() { accelName = probeAccel() })
+	return accelName
+}
+
+var (
+	accelOnce sync.Once
+	accelName string
+)
+
+// probeAccel decides what accel returns. Some hosts offer a /dev/kvm that
+// runs SeaBIOS but never gets a Linux kernel going (nested
+// paravirtualised KVM such as PVM, whose QEMU warns that the host lacks
+// basic CPUID features). So KVM is used only once the guest kernel has been
+// seen to print its banner under it; the result is cached in the cache
+// directory, keyed on the host kernel, QEMU and the guest kernel.
+func probeAccel() string {
+	switch a := os.Getenv("KVMGATE_TEST_ACCEL"); a {
+	case "kvm", "tcg":
+		return a
+	}
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
 		return "tcg"
 	}
 	f.Close()
-	return "kvm"
+	bin, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return "kvm" // StartQEMU fails anyway
+	}
+	kernel, err := guestKernel()
+	if err != nil {
+		return "kvm" // no Linux guest to worry about
+	}
+	hostVersion, _ := os.ReadFile("/proc/version")
+	qemuVersion, _ := exec.Command(bin, "-version").Output()
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", hostVersion, qemuVersion, kernel)
+	cached := filepath.Join(cacheDir(), "accel-"+hex.EncodeToString(h.Sum(nil))[:16])
+	if b, err := os.ReadFile(cached); err == nil {
+		if a := strings.TrimSpace(string(b)); a == "kvm" || a == "tcg" {
+			return a
+		}
+	}
+	a := "tcg"
+	if kvmBootsLinux(bin, kernel) {
+		a = "kvm"
+	}
+	if os.MkdirAll(cacheDir(), 0o755) == nil {
+		os.WriteFile(cached, []byte(a+"\n"), 0o644)
+	}
+	return a
+}
+
+// kvmBootsLinux reports whether the kernel, run under KVM without an
+// initramfs, prints its banner on the serial port within 20 seconds.
+func kvmBootsLinux(bin, kernel string) bool {
+	dir, err := os.MkdirTemp("", "kvmgate-kvmprobe-")
+	if err != nil {
+		return false
+	}
+	defer os.RemoveAll(dir)
+	serial := filepath.Join(dir, "serial.log")
+	cmd := exec.Command(bin, "-nodefaults", "-no-user-config", "-machine", "pc", "-accel", "kvm",
+		"-m", "128", "-display", "none", "-no-reboot", "-kernel", kernel,
+		"-append", "console=ttyS0 panic=-1", "-serial", "file:"+serial)
+	if err := cmd.Start(); err != nil {
+		return false
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, _ := os.ReadFile(serial); strings.Contains(string(b), "Linux version") {
+			return true
+		}
+		select {
+		case <-done:
+			b, _ := os.ReadFile(serial)
+			return strings.Contains(string(b), "Linux version")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return false
 }
 
 func cmp(s, d string) string {
@@ -417,6 +536,10 @@ func (q *QEMU) Addr() string { return q.addr }
 
 // Password returns the VNC password, or "" when the server needs none.
 func (q *QEMU) Password() string { return q.password }
+
+// SPICEAddr returns the host:port of the SPICE server QEMUOptions.SPICE
+// asked for, or "" without one.
+func (q *QEMU) SPICEAddr() string { return q.spice }
 
 // Proc returns the QEMU process.
 func (q *QEMU) Proc() *Proc { return q.proc }
