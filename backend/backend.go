@@ -49,6 +49,19 @@ type Info struct {
 	Details  map[string]string
 }
 
+// Resizer is implemented by consoles that can change the remote display's
+// size on request (RFB's SetDesktopSize, a SPICE guest's monitor
+// configuration). Whether a request can work right now (the server announced
+// support, the guest's agent is connected) is published with
+// framebuffer.Framebuffer.SetResizable, so that viewers learn when it changes.
+type Resizer interface {
+	// Resize asks the console to make its display w×h and waits until the
+	// console accepted or refused the request, or ctx ends. It returns
+	// ErrUnsupported (wrapped) when the console cannot resize now. The new
+	// size reaches the framebuffer as usual, possibly later.
+	Resize(ctx context.Context, w, h int) error
+}
+
 // ErrUnsupported is returned by input methods a console cannot honour.
 var ErrUnsupported = errors.New("backend: not supported by this console")
 

@@ -77,12 +77,29 @@ type Update struct {
 	Clipboard        string
 	// Bells counts bell events since the previous Take.
 	Bells int
+	// CapsChanged is set when the console's capabilities changed; Caps
+	// holds them. A viewer's first Take does not set it: a viewer reads
+	// Framebuffer.Caps when it starts and learns changes from then on.
+	CapsChanged bool
+	Caps        Caps
+}
+
+// Caps are what a console can do that viewers adapt to. The backend
+// publishes them; they may change while it runs (a SPICE guest's agent
+// starts, a server switches its mouse mode).
+type Caps struct {
+	// Pointer is "absolute", "relative" (the console only takes pointer
+	// motion, so the viewer should capture the pointer) or "" (unknown).
+	Pointer string
+	// Resizable reports whether the console can resize its display on
+	// request now (backend.Resizer).
+	Resizable bool
 }
 
 // Empty reports whether u carries nothing to send.
 func (u *Update) Empty() bool {
 	return !u.Resized && len(u.Moves) == 0 && len(u.Damage) == 0 && !u.CursorChanged &&
-		!u.NameChanged && !u.ClipboardChanged && u.Bells == 0
+		!u.NameChanged && !u.ClipboardChanged && u.Bells == 0 && !u.CapsChanged
 }
 
 // Framebuffer is the shared picture of one console. One backend publishes
@@ -94,6 +111,7 @@ type Framebuffer struct {
 	cursor    *Cursor
 	name      string
 	clipboard string
+	caps      Caps
 	viewers   map[*Viewer]struct{}
 	version   uint64 // incremented by every Publish and Resize
 }
@@ -191,6 +209,38 @@ func (f *Framebuffer) SetClipboard(text string) {
 	}
 }
 
+// SetPointer records the console's pointer kind ("absolute", "relative" or
+// "" for unknown; see Caps).
+func (f *Framebuffer) SetPointer(kind string) {
+	f.setCaps(func(c *Caps) { c.Pointer = kind })
+}
+
+// SetResizable records whether the console can resize its display on
+// request now (see Caps).
+func (f *Framebuffer) SetResizable(ok bool) {
+	f.setCaps(func(c *Caps) { c.Resizable = ok })
+}
+
+func (f *Framebuffer) setCaps(fn func(*Caps)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.caps
+	fn(&f.caps)
+	if f.caps == old {
+		return
+	}
+	for v := range f.viewers {
+		v.event(func(p *pending) { p.caps = true })
+	}
+}
+
+// Caps returns the console's capabilities.
+func (f *Framebuffer) Caps() Caps {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.caps
+}
+
 // Bell records a bell event.
 func (f *Framebuffer) Bell() {
 	f.mu.Lock()
@@ -249,6 +299,7 @@ type pending struct {
 	name      bool
 	clipboard bool
 	bells     int
+	caps      bool
 }
 
 // maxMoves bounds the moves a viewer keeps; beyond it moves become damage.
@@ -336,7 +387,10 @@ func (v *Viewer) Take(dst *Canvas) Update {
 		u.ClipboardChanged, u.Clipboard = true, f.clipboard
 	}
 	u.Bells = p.bells
-	p.full, p.cursor, p.name, p.clipboard, p.bells = false, false, false, false, 0
+	if p.caps {
+		u.CapsChanged, u.Caps = true, f.caps
+	}
+	p.full, p.cursor, p.name, p.clipboard, p.bells, p.caps = false, false, false, false, 0, false
 	p.moves = p.moves[:0]
 	if p.damage.w != f.canvas.W || p.damage.h != f.canvas.H {
 		p.damage.Reset(f.canvas.W, f.canvas.H)

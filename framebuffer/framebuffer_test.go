@@ -217,3 +217,34 @@ func BenchmarkPublishTake1080p(b *testing.B) {
 		v.Take(&mirror)
 	}
 }
+
+func TestCapsChangesReachSubscribedViewers(t *testing.T) {
+	f := New()
+	f.SetPointer("absolute")
+	v := f.Subscribe()
+	var dst Canvas
+	if u := v.Take(&dst); u.CapsChanged {
+		t.Errorf("first Take reports caps %+v; viewers read Caps when they start", u.Caps)
+	}
+	if c := f.Caps(); c.Pointer != "absolute" || c.Resizable {
+		t.Errorf("Caps %+v, want absolute, not resizable", c)
+	}
+	f.SetPointer("absolute") // no change, no event
+	if u := v.Take(&dst); u.CapsChanged {
+		t.Errorf("unchanged pointer reported as a change")
+	}
+	f.SetPointer("relative")
+	f.SetResizable(true)
+	select {
+	case <-v.Changed():
+	default:
+		t.Fatal("a caps change did not signal the viewer")
+	}
+	u := v.Take(&dst)
+	if !u.CapsChanged || u.Caps != (Caps{Pointer: "relative", Resizable: true}) || u.Empty() {
+		t.Errorf("Take after changes: changed %v caps %+v empty %v", u.CapsChanged, u.Caps, u.Empty())
+	}
+	if u := v.Take(&dst); u.CapsChanged {
+		t.Errorf("caps reported twice")
+	}
+}

@@ -16,7 +16,10 @@ import (
 // errUnsupported is wrapped by errors for features the server lacks.
 var errUnsupported = backend.ErrUnsupported
 
-var _ backend.Console = (*Client)(nil)
+var (
+	_ backend.Console = (*Client)(nil)
+	_ backend.Resizer = (*Client)(nil)
+)
 
 func init() {
 	backend.Register("vnc", openTarget)

@@ -129,6 +129,7 @@ func (c *Client) loop(fb *framebuffer.Framebuffer) error {
 	}
 	s.cover.reset(w, h)
 	fb.SetName(c.Name())
+	c.publishCaps(fb)
 	fb.Publish(canvas, &batch)
 	if err := c.send(appendUpdateRequest(nil, false, canvas.Bounds())); err != nil {
 		return err

@@ -168,6 +168,9 @@ func TestRunPseudoEncodings(t *testing.T) {
 	if !lf.c.RelativePointer() {
 		t.Error("pointer mode not relative")
 	}
+	if p := lf.fb.Caps().Pointer; p != "relative" {
+		t.Errorf("framebuffer pointer kind %q, want relative", p)
+	}
 	info := lf.c.Info()
 	if info.Details["keys"] != "qemu-extended" || info.Details["pointer"] != "relative" || info.Details["leds"] != "num,caps" {
 		t.Errorf("info details %v", info.Details)
@@ -200,6 +203,9 @@ func TestRunPseudoEncodings(t *testing.T) {
 	lf.sync()
 	if l, _ := lf.c.LEDs(); l != LEDScrollLock || lf.c.RelativePointer() {
 		t.Errorf("LEDs %v relative %v", l, lf.c.RelativePointer())
+	}
+	if p := lf.fb.Caps().Pointer; p != "absolute" {
+		t.Errorf("framebuffer pointer kind %q after the switch back, want absolute", p)
 	}
 }
 
@@ -313,13 +319,19 @@ func TestXVPAction(t *testing.T) {
 func TestSetDesktopSize(t *testing.T) {
 	lf := startLive(t, NewOptions(), 8, 8, NativeFormat)
 	ctx := context.Background()
-	if err := lf.c.SetDesktopSize(ctx, 20, 10); !errors.Is(err, backend.ErrUnsupported) {
+	if err := lf.c.Resize(ctx, 20, 10); !errors.Is(err, backend.ErrUnsupported) {
 		t.Errorf("before ExtendedDesktopSize: %v", err)
+	}
+	if c := lf.fb.Caps(); c.Resizable || c.Pointer != "absolute" {
+		t.Errorf("caps before ExtendedDesktopSize %+v, want absolute and not resizable", c)
 	}
 	scr := append(u32(42), appendRect16(nil, framebuffer.Rect{W: 8, H: 8})...)
 	scr = append(scr, u32(3)...)
 	lf.s.write(updateHdr(1), rectHdr(0, 0, 8, 8, EncodingExtendedDesktopSize), []byte{1, 0, 0, 0}, scr)
 	lf.sync()
+	if !lf.fb.Caps().Resizable {
+		t.Errorf("caps %+v after ExtendedDesktopSize, want resizable", lf.fb.Caps())
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- lf.c.SetDesktopSize(ctx, 20, 10) }()

@@ -118,6 +118,7 @@ func (s *session) pseudo(enc Encoding, r framebuffer.Rect) (bool, error) {
 		c.relative = r.X == 0
 		c.mu.Unlock()
 		c.log.Info("rfb pointer mode", "relative", r.X == 0)
+		c.publishCaps(s.fb)
 		return true, nil
 	case EncodingQEMULEDState:
 		v, err := c.r.u8()
@@ -206,6 +207,7 @@ func (s *session) extendedDesktopSize(r framebuffer.Rect) error {
 	}
 	reason, status := r.X, r.Y
 	c.mu.Lock()
+	first := !c.extDesktop
 	c.extDesktop = true
 	var waiter chan error
 	if reason == 1 && len(c.resizeWaiters) > 0 {
@@ -213,6 +215,9 @@ func (s *session) extendedDesktopSize(r framebuffer.Rect) error {
 		c.resizeWaiters = c.resizeWaiters[1:]
 	}
 	c.mu.Unlock()
+	if first {
+		c.publishCaps(s.fb)
+	}
 	if reason == 1 && status != 0 {
 		// A refused request: the other fields are undefined.
 		err := &ResizeError{Code: status}
@@ -293,4 +298,23 @@ func (c *Client) dropResizeWaiter(ch chan error) {
 			return
 		}
 	}
+}
+
+// Resize asks the server for a w×h desktop with SetDesktopSize
+// (backend.Resizer). It returns ErrUnsupported (wrapped) when the server has
+// not announced ExtendedDesktopSize, and a *ResizeError when it refuses.
+func (c *Client) Resize(ctx context.Context, w, h int) error {
+	return c.SetDesktopSize(ctx, w, h)
+}
+
+// publishCaps tells fb the pointer kind and whether SetDesktopSize works.
+func (c *Client) publishCaps(fb *framebuffer.Framebuffer) {
+	c.mu.Lock()
+	pointer, resizable := "absolute", c.extDesktop
+	if c.relative {
+		pointer = "relative"
+	}
+	c.mu.Unlock()
+	fb.SetPointer(pointer)
+	fb.SetResizable(resizable)
 }
