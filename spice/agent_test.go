@@ -1,12 +1,14 @@
 package spice
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"kvmgate/backend"
 	"kvmgate/framebuffer"
 	"kvmgate/internal/testserver"
 )
@@ -99,8 +101,13 @@ func TestAgent(t *testing.T) {
 		t.Errorf("the guest got clipboard %q (%s), want %q", b, got, text)
 	}
 
+	if !fb.Caps().Resizable {
+		t.Errorf("framebuffer caps %+v with the agent connected, want resizable", fb.Caps())
+	}
 	mark = len(q.Serial())
-	if err := c.SetMonitors(Monitor{Width: 800, Height: 600}); err != nil {
+	// Resize (backend.Resizer) is SetMonitors with one monitor.
+	var r backend.Resizer = c
+	if err := r.Resize(context.Background(), 800, 600); err != nil {
 		t.Fatal(err)
 	}
 	if mode := serialLine(t, q, mark, "KVMGATE-MODE "); mode != "800x600" {

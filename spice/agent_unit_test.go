@@ -2,11 +2,14 @@ package spice
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 
+	"kvmgate/backend"
 	"kvmgate/framebuffer"
 )
 
@@ -143,4 +146,14 @@ func FuzzAgentData(f *testing.F) {
 			t.Fatalf("%d bytes buffered", len(a.in))
 		}
 	})
+}
+
+// TestResizeWithoutAgent: without a session (or agent) Resize says it
+// cannot, in a way both the spice and the backend packages recognise.
+func TestResizeWithoutAgent(t *testing.T) {
+	c := &Client{}
+	err := c.Resize(context.Background(), 800, 600)
+	if !errors.Is(err, ErrNoAgent) || !errors.Is(err, backend.ErrUnsupported) {
+		t.Errorf("Resize without an agent: %v, want ErrNoAgent and backend.ErrUnsupported", err)
+	}
 }

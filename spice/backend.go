@@ -22,7 +22,10 @@ import (
 	"kvmgate/input"
 )
 
-var _ backend.Console = (*Client)(nil)
+var (
+	_ backend.Console = (*Client)(nil)
+	_ backend.Resizer = (*Client)(nil)
+)
 
 func init() {
 	backend.Register("spice", openTarget)
@@ -454,6 +457,7 @@ func (c *Client) runSession(ctx context.Context, fb *framebuffer.Framebuffer) er
 			return err
 		}
 	}
+	s.publishCaps()
 	err := main.run(sctx, s.handleMain, nil)
 	if err != nil {
 		cancel(err)
@@ -589,6 +593,41 @@ func (c *Client) SetMonitors(ms ...Monitor) error {
 	return a.monitors(ms)
 }
 
+// Resize asks the guest for one monitor of w×h (backend.Resizer) through
+// its VD agent, as SetMonitors does. It returns as soon as the request is
+// sent: the guest answers with a display of the new size, or ignores it.
+// Without an agent it returns ErrNoAgent, which wraps
+// backend.ErrUnsupported too.
+func (c *Client) Resize(ctx context.Context, w, h int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := c.SetMonitors(Monitor{Width: w, Height: h})
+	if errors.Is(err, ErrNoAgent) {
+		return fmt.Errorf("%w: %w", err, backend.ErrUnsupported)
+	}
+	return err
+}
+
+// pointerKind returns the pointer kind viewers should use: "absolute" in
+// client mouse mode, and when the server offers it (the client asks for it
+// whenever it does), else "relative".
+func (c *Client) pointerKind() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mouseMode == MouseModeClient || c.mouseModes&MouseModeClient != 0 {
+		return "absolute"
+	}
+	return "relative"
+}
+
+// publishCaps tells the framebuffer the pointer kind and whether the guest
+// can be resized (its agent is connected).
+func (s *session) publishCaps() {
+	s.fb.SetPointer(s.client.pointerKind())
+	s.fb.SetResizable(s.agent.isConnected())
+}
+
 // Action is not supported by SPICE consoles.
 func (c *Client) Action(a input.Action) error { return backend.ErrUnsupported }
 
@@ -602,15 +641,12 @@ func (c *Client) Info() backend.Info {
 	if a := c.agent(); a != nil && a.isConnected() {
 		agent = "connected"
 	}
+	pointer := c.pointerKind()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	mode, pointer := "server", "relative"
+	mode := "server"
 	if c.mouseMode == MouseModeClient {
 		mode = "client"
-	}
-	// The client asks for client mode whenever the server offers it.
-	if c.mouseMode == MouseModeClient || c.mouseModes&MouseModeClient != 0 {
-		pointer = "absolute"
 	}
 
 	return backend.Info{

@@ -121,6 +121,7 @@ func (s *session) handleMain(m message) error {
 		}
 		s.client.setMouseModes(uint32(supported))
 		s.client.setMouseMode(uint32(current))
+		s.publishCaps()
 		s.log.Debug("spice: mouse mode", "supported", supported, "current", current)
 		if supported&MouseModeClient != 0 && current != MouseModeClient {
 			return s.requestClientMouse()
@@ -158,7 +159,9 @@ func (s *session) handleMain(m message) error {
 		}
 		s.client.setMouseModes(mi.SupportedMouseModes)
 		s.client.setMouseMode(mi.CurrentMouseMode)
+		s.publishCaps()
 	case msgMainAgentConnected:
+		defer s.publishCaps()
 		return s.agent.onConnected(s.client.agentTokens())
 	case msgMainAgentConnectedTokens, msgMainAgentToken:
 		r := newReader(m.body)
@@ -169,9 +172,11 @@ func (s *session) handleMain(m message) error {
 		if m.typ == msgMainAgentToken {
 			return s.agent.onTokens(n)
 		}
+		defer s.publishCaps()
 		return s.agent.onConnected(n)
 	case msgMainAgentDisconnected:
 		s.agent.onDisconnected()
+		s.publishCaps()
 	case msgMainAgentData:
 		return s.agent.onData(m.body)
 	case msgMainMigrateCancel, msgMainUUID:

@@ -138,6 +138,19 @@ func values(evs []guestEvent, typ, code int) []int {
 	return v
 }
 
+// waitPointerKind waits until the framebuffer's caps name the pointer kind
+// viewers should use.
+func waitPointerKind(t *testing.T, fb *framebuffer.Framebuffer, kind string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for fb.Caps().Pointer != kind {
+		if time.Now().After(deadline) {
+			t.Fatalf("framebuffer pointer kind %q, want %q", fb.Caps().Pointer, kind)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func waitMouseMode(t *testing.T, c *Client, mode uint32) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -184,6 +197,7 @@ func TestMouseModes(t *testing.T) {
 	if c.MouseMode() != MouseModeServer {
 		t.Fatalf("mouse mode %d without a tablet, want server (%d)", c.MouseMode(), MouseModeServer)
 	}
+	waitPointerKind(t, fb, "relative")
 
 	relative := func(t *testing.T, x0, y0 int) {
 		t.Helper()
@@ -209,6 +223,7 @@ func TestMouseModes(t *testing.T) {
 	}
 	tablet := log.device(t, "Tablet", time.Minute)
 	waitMouseMode(t, c, MouseModeClient)
+	waitPointerKind(t, fb, "absolute")
 	t.Run("client", func(t *testing.T) {
 		m := log.mark()
 		for _, p := range [][2]int{{w / 2, h / 2}, {w - 1, h - 1}, {17, 5}} {
@@ -249,5 +264,6 @@ func TestMouseModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitMouseMode(t, c, MouseModeServer)
+	waitPointerKind(t, fb, "relative")
 	t.Run("server again", func(t *testing.T) { relative(t, 300, 200) })
 }
