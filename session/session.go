@@ -67,6 +67,22 @@ const (
 	StateEnded        State = "ended"
 )
 
+// Bounds of a remote resize request (Viewer.Resize); requests outside them
+// are clamped.
+const (
+	MinResizeWidth  = 320
+	MinResizeHeight = 200
+	MaxResizeSize   = 8192
+)
+
+// ResizeInterval is the least time between two resize requests a session
+// sends its console: a burst of requests (a window being dragged) becomes
+// the first, then the latest one every ResizeInterval.
+const ResizeInterval = 400 * time.Millisecond
+
+// resizeTimeout bounds the wait for a console's answer to a resize.
+const resizeTimeout = 10 * time.Second
+
 // Status is a session's state with a message for people.
 type Status struct {
 	State   State
@@ -281,6 +297,12 @@ type Session struct {
 	idleGen   int
 	connects  int // successful backend connections
 	readyDone bool
+
+	resizeMu sync.Mutex
+	// resizeMu guards the following (see resize.go).
+	resizeWant *resizeRequest // the latest request not yet sent
+	resizing   bool           // a resizeLoop goroutine is running
+	resizeLast time.Time      // when the last request was sent
 }
 
 type inputOp struct {

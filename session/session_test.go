@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"kvmgate/backend"
 	"kvmgate/framebuffer"
 	"kvmgate/input"
 	"kvmgate/session"
@@ -277,5 +278,75 @@ func TestHubClosed(t *testing.T) {
 	h.Close()
 	if _, err := h.Join("t"); !errors.Is(err, session.ErrHubClosed) {
 		t.Fatalf("Join after Close: %v", err)
+	}
+}
+
+// TestResizeCoalesces: a burst of resize requests reaches the console as
+// the first and the last, clamped to the bounds; a request for the current
+// size is dropped.
+func TestResizeCoalesces(t *testing.T) {
+	b := &sessiontest.Backend{Resizable: true}
+	h := newHub(t, b, time.Hour)
+	v, _ := h.Join("t")
+	takeFull(t, v)
+	waitStatus(t, v, session.StateConnected)
+	c := b.Last()
+	<-c.Ready
+	if !v.Session().Framebuffer().Caps().Resizable {
+		t.Error("caps not resizable")
+	}
+	if err := v.Resize(320, 200); err != nil { // the current size: dropped
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := v.Resize(400+i, 300); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := v.Resize(100000, 1); err != nil {
+		t.Fatal(err)
+	}
+	fb := v.Session().Framebuffer()
+	deadline := time.Now().Add(wait)
+	for w, h := fb.Size(); w != session.MaxResizeSize || h != session.MinResizeHeight; w, h = fb.Size() {
+		if time.Now().After(deadline) {
+			t.Fatalf("framebuffer %dx%d, resizes %v", w, h, c.Resizes())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := c.Resizes()
+	// One request per ResizeInterval: the 22 requests took far less than
+	// 10 intervals.
+	if n := len(got); n < 1 || n >= 10 || got[n-1] != [2]int{session.MaxResizeSize, session.MinResizeHeight} {
+		t.Errorf("console got resizes %v, want a few ending in %dx%d", got, session.MaxResizeSize, session.MinResizeHeight)
+	}
+	for _, r := range got {
+		if r == [2]int{320, 200} {
+			t.Errorf("the request for the current size was sent: %v", got)
+		}
+	}
+}
+
+// TestResizeUnsupported: a console that is not a backend.Resizer refuses
+// at once.
+func TestResizeUnsupported(t *testing.T) {
+	b := &sessiontest.Backend{}
+	base := runtime.NumGoroutine()
+	h := session.NewHub(session.Options{
+		Open: func(ctx context.Context, target string) (backend.Console, error) {
+			c, err := b.Open(ctx, target)
+			return struct{ backend.Console }{c}, err // hides Resize
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	t.Cleanup(func() {
+		h.Close()
+		checkGoroutines(t, base)
+	})
+	v, _ := h.Join("t")
+	takeFull(t, v)
+	waitStatus(t, v, session.StateConnected)
+	if err := v.Resize(800, 600); !errors.Is(err, backend.ErrUnsupported) {
+		t.Errorf("Resize on a console without Resize: %v, want ErrUnsupported", err)
 	}
 }

@@ -17,6 +17,9 @@ import (
 type Backend struct {
 	// W and H are the screen size of new consoles (default 320×200).
 	W, H int
+	// Resizable makes new consoles report that they can resize their
+	// display (framebuffer caps); Resize works either way.
+	Resizable bool
 
 	mu sync.Mutex
 	// mu guards the following.
@@ -45,7 +48,7 @@ func (b *Backend) Open(ctx context.Context, target string) (backend.Console, err
 		w, h = 320, 200
 	}
 	c := &Console{
-		w: w, h: h, target: target,
+		w: w, h: h, target: target, resizable: b.Resizable,
 		paint:  make(chan paintOp),
 		fail:   make(chan error, 1),
 		closed: make(chan struct{}),
@@ -79,8 +82,9 @@ type paintOp struct {
 
 // Console is a fake backend.Console. Its screen starts with a test pattern.
 type Console struct {
-	w, h   int
-	target string
+	w, h      int
+	target    string
+	resizable bool
 	paint  chan paintOp
 	fail   chan error
 	closed chan struct{}
@@ -94,6 +98,8 @@ type Console struct {
 	pointers  []input.PointerEvent
 	clipboard string
 	refreshes int
+	resizes   [][2]int
+	fb        *framebuffer.Framebuffer
 }
 
 // Pattern paints the initial test pattern: colour bars and a gradient.
@@ -125,6 +131,11 @@ func (c *Console) Run(ctx context.Context, fb *framebuffer.Framebuffer) error {
 	batch.Damage(canvas.Bounds())
 	fb.Publish(canvas, &batch)
 	fb.SetName("fake " + c.target)
+	fb.SetPointer("absolute")
+	fb.SetResizable(c.resizable)
+	c.mu.Lock()
+	c.fb = fb
+	c.mu.Unlock()
 	close(c.Ready)
 	for {
 		select {
@@ -230,4 +241,37 @@ func (c *Console) Info() backend.Info {
 func (c *Console) Close() error {
 	c.close.Do(func() { close(c.closed) })
 	return nil
+}
+
+// Resize records the request and repaints the test pattern at w×h
+// (backend.Resizer).
+func (c *Console) Resize(ctx context.Context, w, h int) error {
+	c.mu.Lock()
+	c.resizes = append(c.resizes, [2]int{w, h})
+	c.mu.Unlock()
+	ok := c.Paint(ctx, func(cv *framebuffer.Canvas, b *framebuffer.Batch) {
+		cv.Resize(w, h)
+		Pattern(cv)
+		b.Damage(cv.Bounds())
+	})
+	if !ok {
+		return errors.New("sessiontest: console not running")
+	}
+	return nil
+}
+
+// Resizes returns the sizes Resize was asked for, in order.
+func (c *Console) Resizes() [][2]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][2]int(nil), c.resizes...)
+}
+
+// SetPointer changes the pointer kind the console publishes, as a SPICE
+// server switching mouse modes does. Run must have started (Ready).
+func (c *Console) SetPointer(kind string) {
+	c.mu.Lock()
+	fb := c.fb
+	c.mu.Unlock()
+	fb.SetPointer(kind)
 }
