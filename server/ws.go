@@ -157,9 +157,12 @@ type (
 		Layouts  []string    `json:"layouts"`
 		Viewer   string      `json:"viewer"`
 		Ticket   string      `json:"ticket,omitempty"`
-		// Pointer is the backend's pointer kind at connect time
-		// ("absolute" or "relative"; "" when unknown).
+		// Pointer is the backend's pointer kind ("absolute" or
+		// "relative"; "" when unknown); "caps" messages tell changes.
 		Pointer string `json:"pointer,omitempty"`
+		// Resize reports whether the console can resize its display on
+		// request now (server/resize.go).
+		Resize bool `json:"resize"`
 	}
 	comboJSON struct {
 		Name  string `json:"name"`
@@ -332,10 +335,11 @@ func (vc *viewerConn) sendHello() error {
 		combos = append(combos, comboJSON{Name: c.Name, Label: c.Label})
 	}
 	actions := append([]string{}, info.Actions...)
+	pointer, resize := vc.helloCaps(info)
 	return vc.writeJSON(helloMsg{
 		T: "hello", V: 1, Width: w, Height: h, Name: name, Protocol: info.Protocol,
 		Actions: actions, Combos: combos, Layouts: input.Layouts(), Viewer: vc.v.ID(),
-		Ticket: vc.ticket(), Pointer: info.Details["pointer"],
+		Ticket: vc.ticket(), Pointer: pointer, Resize: resize,
 	})
 }
 
@@ -607,7 +611,7 @@ func (vc *viewerConn) sendUpdateMessages(u *framebuffer.Update) error {
 			return err
 		}
 	}
-	return nil
+	return vc.sendCaps(u)
 }
 
 // endFrame appends a frame end to buf, sends it and records the frame as
@@ -754,6 +758,8 @@ func (vc *viewerConn) handle(data []byte, buttons *input.Buttons) error {
 		err = v.Clipboard(m.Text)
 	case "action":
 		err = v.Action(input.Action(m.Name))
+	case "resize":
+		return vc.handleResize(data)
 	case "transport":
 		vc.requestTransport(m)
 	case "rtc-answer":

@@ -129,10 +129,10 @@ func (c *Console) Run(ctx context.Context, fb *framebuffer.Framebuffer) error {
 	var batch framebuffer.Batch
 	Pattern(canvas)
 	batch.Damage(canvas.Bounds())
-	fb.Publish(canvas, &batch)
-	fb.SetName("fake " + c.target)
 	fb.SetPointer("absolute")
 	fb.SetResizable(c.resizable)
+	fb.Publish(canvas, &batch)
+	fb.SetName("fake " + c.target)
 	c.mu.Lock()
 	c.fb = fb
 	c.mu.Unlock()
