@@ -1,5 +1,6 @@
 // The console page (index.html): a full-window <kvm-console> connected to
-// the server that served the page. With ?embed=1 it has no toolbar and
+// the server that served the page; ?scale=1:1 and ?resize=remote preset
+// its scaling and remote resize. With ?embed=1 it has no toolbar and
 // talks to its parent frame through postMessage:
 //
 //   parent → frame: {type: "kvmgate", cmd: "combo", name}
@@ -8,6 +9,7 @@
 //                   {type: "kvmgate", cmd: "clipboard", text}
 //                   {type: "kvmgate", cmd: "connect" | "disconnect" | "refresh" | "focus" | "stats"}
 //                   {type: "kvmgate", cmd: "scale", scale: "fit" | "1:1"}
+//                   {type: "kvmgate", cmd: "resize-remote", on: true | false}
 //   frame → parent: {type: "kvmgate", event, detail} for the console's events
 //                   (connect, disconnect, resize, clipboard, bell, error,
 //                   status) and {event: "stats", detail: stats()}.
@@ -19,6 +21,7 @@ const params = new URLSearchParams(location.search);
 const embed = params.get('embed') === '1';
 const el = /** @type {KvmConsole} */ (document.querySelector('kvm-console'));
 if (params.get('scale') === '1:1') el.scale = '1:1';
+if (params.get('resize') === 'remote') el.resizeRemote = true;
 if (!embed) el.setAttribute('toolbar', '');
 el.addEventListener('connect', (/** @type {any} */ e) => {
   document.title = `${e.detail.name || 'console'} – kvmgate`;
@@ -56,6 +59,7 @@ function bridge(el) {
       case 'refresh': el.refresh(); break;
       case 'focus': el.focus(); break;
       case 'scale': el.scale = m.scale; break;
+      case 'resize-remote': el.resizeRemote = !!m.on; break;
       case 'stats': post('stats', el.stats()); break;
     }
   });

@@ -6,6 +6,7 @@ import { Connection, socketURL } from './protocol.js';
 import { Screen, layout } from './canvas.js';
 import { cursorCSS } from './cursor.js';
 import { Input } from './input.js';
+import { RemoteResize } from './resize.js';
 import { RTCViewer } from './webrtc.js';
 
 const STYLE_URL = new URL('style.css', import.meta.url).href;
@@ -35,11 +36,14 @@ const BACKOFF_MAX = 30000;
  *
  * Attributes: `url` (WebSocket URL; default: "ws" next to the page with the
  * page's query), `scale` ("fit" or "1:1"), `toolbar` (show the toolbar).
+ * Properties: `resizeRemote` (resize the remote display to fit the view,
+ * where the console can; see resize.js).
  *
  * Events (CustomEvent, detail in parentheses): `connect` (the hello
  * message), `disconnect` ({code, reason, reconnect}), `resize` ({width,
  * height}), `frame` ({frame, width, height}), `clipboard` ({text}), `bell`,
- * `transport` ({transport, codec}),
+ * `transport` ({transport, codec}), `caps` ({pointer, resize}: the
+ * console's pointer kind or resizability changed),
  * `error` ({message, fatal}), `status` ({state, backend, message}).
  *
  * `state` is "idle", "connecting", "connected", "reconnecting" or
@@ -75,6 +79,10 @@ export class KvmConsole extends HTMLElement {
     this.screen.onCursor = (c) => { this.canvas.style.cursor = cursorCSS(c.w, c.h, c.hx, c.hy, c.rgba); };
     /** @type {Input|null} */
     this.input = null;
+    /** @type {RemoteResize|null} */
+    this.remoteResize = null;
+    /** the user's "Resize remote to fit" choice */
+    this.wantRemoteResize = false;
     /** @type {Connection|null} */
     this.conn = null;
     /** @type {any} the server's hello */
@@ -115,6 +123,7 @@ export class KvmConsole extends HTMLElement {
   connectedCallback() {
     this.resizeObserver.observe(this.view);
     if (!this.input) this.input = new Input(this.view, this.canvas, (m) => this.send(m));
+    if (!this.remoteResize) this.startRemoteResize();
     if (!this.statsTimer) this.statsTimer = window.setInterval(() => this.tick(), 1000);
     if (this.hasAttribute('toolbar')) this.showToolbar(true);
   }
@@ -123,6 +132,8 @@ export class KvmConsole extends HTMLElement {
     this.resizeObserver.disconnect();
     this.input?.destroy();
     this.input = null;
+    this.remoteResize?.destroy();
+    this.remoteResize = null;
     clearInterval(this.statsTimer);
     this.statsTimer = 0;
     this.disconnect();
@@ -162,6 +173,39 @@ export class KvmConsole extends HTMLElement {
       this.dpr = dpr;
       matchMedia(`(resolution: ${dpr}dppx)`).addEventListener('change', () => this.relayout(), { once: true });
     }
+  }
+
+  /**
+   * Whether the remote display is resized to fit the view (in device
+   * pixels) where the console can resize; off by default.
+   */
+  get resizeRemote() { return this.wantRemoteResize; }
+  set resizeRemote(on) {
+    this.wantRemoteResize = !!on;
+    this.remoteResize?.setEnabled(this.wantRemoteResize);
+  }
+
+  /** Whether the console can resize its display now (hello or caps). */
+  get canResize() { return this.hello?.resize === true; }
+
+  startRemoteResize() {
+    this.remoteResize = new RemoteResize(this.view, (m) => this.send(m));
+    this.remoteResize.setEnabled(this.wantRemoteResize);
+    this.remoteResize.setCapable(this.canResize);
+  }
+
+  /**
+   * The console's capabilities changed: pointer kind, resizability.
+   * @param {any} m the `caps` message
+   */
+  onCaps(m) {
+    if (this.hello) {
+      this.hello.pointer = m.pointer;
+      this.hello.resize = m.resize === true;
+    }
+    this.input?.setRelative(m.pointer === 'relative');
+    this.remoteResize?.setCapable(m.resize === true);
+    this.emit('caps', { pointer: String(m.pointer ?? ''), resize: m.resize === true });
   }
 
   /** Lays the WebRTC <video> exactly over the canvas, which keeps the input and cursor. */
@@ -304,6 +348,7 @@ export class KvmConsole extends HTMLElement {
         }
         this.hello = m;
         this.input?.setRelative(m.pointer === 'relative');
+        this.remoteResize?.setCapable(m.resize === true, true);
         this.renewTicket(m.ticket);
         this.backend = 'connected';
         this.screen.resize(m.width | 0, m.height | 0);
@@ -344,6 +389,9 @@ export class KvmConsole extends HTMLElement {
         break;
       case 'ticket':
         this.renewTicket(m.ticket);
+        break;
+      case 'caps':
+        this.onCaps(m);
         break;
       case 'rtc-offer':
         this.startRTC(conn, m);

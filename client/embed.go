@@ -5,7 +5,8 @@
 // script), console.js (the <kvm-console> element and its JS API),
 // protocol.js (wire protocol v1, docs/protocol.md), canvas.js (rendering),
 // cursor.js, input.js (keyboard and pointer), video.js (WebSocket video with
-// WebCodecs), webrtc.js (WebRTC viewer), toolbar.js and style.css.
+// WebCodecs), webrtc.js (WebRTC viewer), resize.js (remote resize),
+// toolbar.js and style.css.
 //
 // The server serves index.html at "/" and the whole FS under "/client/"
 // (index.html loads "client/app.js" relative to itself, and the page opens
@@ -22,7 +23,7 @@ import (
 
 // FS holds the client's files.
 //
-//go:embed index.html app.js console.js protocol.js canvas.js cursor.js input.js toolbar.js style.css video.js webrtc.js
+//go:embed index.html app.js console.js protocol.js canvas.js cursor.js input.js toolbar.js style.css video.js webrtc.js resize.js
 var FS embed.FS
 
 // indexHTML is the embedded index.html; go:embed guarantees it exists.

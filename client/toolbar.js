@@ -1,6 +1,6 @@
 // Toolbar: the compact bar above a <kvm-console> — special keys, paste as
-// keystrokes, clipboard, power actions, scaling, fullscreen, reconnect and
-// the status line. It only calls the console's public API.
+// keystrokes, clipboard, power actions, scaling, remote resize, fullscreen,
+// reconnect and the status line. It only calls the console's public API.
 
 /** Combos offered when the server's hello lists none. */
 const DEFAULT_COMBOS = [
@@ -17,6 +17,7 @@ const HTML = `<button class="keys" popovertarget="keys-menu" title="Special keys
 <button class="power" popovertarget="power-menu" hidden>Power ▾</button>
 <div id="power-menu" class="menu" popover role="menu"></div>
 <select class="scale" title="Scaling"><option value="fit">Fit</option><option value="1:1">1:1</option></select>
+<label class="fit-remote" title="Resize the remote display to fit this window"><input type="checkbox" class="resize-remote">Resize remote to fit</label>
 <button class="fs" title="Fullscreen (keyboard lock)">Fullscreen</button>
 <button class="reconnect" title="Reconnect">Reconnect</button>
 <span class="status" aria-live="polite"></span>
@@ -85,6 +86,7 @@ export class Toolbar {
     const scale = $('.scale');
     scale.value = console.scale;
     scale.onchange = () => { console.scale = scale.value; console.focus(); };
+    this.setupResize();
 
     $('.fs').onclick = () => {
       const p = document.fullscreenElement ? console.exitFullscreen() : console.enterFullscreen();
@@ -116,6 +118,20 @@ export class Toolbar {
     const keep = sel.value;
     sel.replaceChildren(...layouts.map((l) => new Option(l, l)));
     if (layouts.includes(keep)) sel.value = keep;
+  }
+
+  /** Wires the "Resize remote to fit" option; disabled while the console cannot resize. */
+  setupResize() {
+    const box = this.$('.resize-remote');
+    box.checked = this.console.resizeRemote;
+    box.onchange = () => { this.console.resizeRemote = box.checked; this.console.focus(); };
+    const sync = () => {
+      box.disabled = !this.console.canResize;
+      this.$('.fit-remote').title = box.disabled ? 'This console cannot resize its display' : 'Resize the remote display to fit this window';
+    };
+    this.console.addEventListener('connect', sync);
+    this.console.addEventListener('caps', sync);
+    sync();
   }
 
   /**

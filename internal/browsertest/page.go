@@ -421,3 +421,16 @@ func (p *Page) SetDeviceScale(t testing.TB, dpr float64) {
 		t.Fatalf("browsertest: device scale %v: %v", dpr, err)
 	}
 }
+
+// SetViewport emulates a w×h CSS-pixel viewport with dpr device pixels per
+// CSS pixel, as if the window had been resized; the page gets its resize
+// events. SetDeviceScale(0) ends the emulation.
+func (p *Page) SetViewport(t testing.TB, w, h int, dpr float64) {
+	t.Helper()
+	err := p.call("Emulation.setDeviceMetricsOverride", map[string]any{
+		"width": w, "height": h, "deviceScaleFactor": dpr, "mobile": false,
+	}, nil)
+	if err != nil {
+		t.Fatalf("browsertest: viewport %dx%d at %v: %v", w, h, dpr, err)
+	}
+}
