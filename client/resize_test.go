@@ -9,8 +9,9 @@ import (
 )
 
 // connectPage answers the page's WebSocket with hello (plus extra fields)
-// and one frame.
-func connectPage(t *testing.T, srv *protoServer, extra map[string]any) *testConn {
+// and one frame, and waits for its ack. A resize message the page sends
+// meanwhile is returned (nil if none).
+func connectPage(t *testing.T, srv *protoServer, extra map[string]any) (*testConn, map[string]any) {
 	t.Helper()
 	c := srv.accept(t)
 	h := hello(64, 48)
@@ -24,8 +25,22 @@ func connectPage(t *testing.T, srv *protoServer, extra map[string]any) *testConn
 	f.fill(want.Bounds(), 20, 30, 40)
 	f.end(1)
 	f.flush()
-	c.next("ack")
-	return c
+	var resize map[string]any
+	for {
+		m := c.next("ack", "resize")
+		if m["t"] == "ack" {
+			return c, resize
+		}
+		resize = m
+	}
+}
+
+// nextResize returns early, if not nil, else the next resize message.
+func nextResize(c *testConn, early map[string]any) map[string]any {
+	if early != nil {
+		return early
+	}
+	return c.next("resize")
 }
 
 // viewDeviceSize is the console view's size in device pixels.
@@ -62,12 +77,12 @@ func TestRemoteResize(t *testing.T) {
 	b := browsertest.Launch(t)
 	p := b.NewPage(t, srv.URL+"/?resize=remote")
 	p.SetViewport(t, 900, 700, 1)
-	c := connectPage(t, srv, map[string]any{"resize": true})
+	c, early := connectPage(t, srv, map[string]any{"resize": true})
 	w, h := viewDeviceSize(t, p)
 	if w < 800 || h < 500 {
 		t.Fatalf("view %dx%d in a 900x700 window", w, h)
 	}
-	checkResize(t, c.next("resize"), w, h)
+	checkResize(t, nextResize(c, early), w, h)
 
 	p.SetViewport(t, 700, 500, 2)
 	p.WaitFor(t, `devicePixelRatio === 2`, wait)
@@ -94,7 +109,10 @@ func TestRemoteResizeOffByDefault(t *testing.T) {
 	srv := newProtoServer(t)
 	b := browsertest.Launch(t)
 	p := b.NewPage(t, srv.URL+"/")
-	c := connectPage(t, srv, map[string]any{"resize": true})
+	c, early := connectPage(t, srv, map[string]any{"resize": true})
+	if early != nil {
+		t.Fatalf("page sent %v with the option off", early)
+	}
 	p.WaitFor(t, el+`.toolbar?.$ && !`+el+`.toolbar.$('.resize-remote').checked`, wait)
 	// A refresh round trip: had the page sent resize on connect, it would
 	// come before this.
@@ -114,7 +132,7 @@ func TestCapsSwitchesPointerLock(t *testing.T) {
 	srv := newProtoServer(t)
 	b := browsertest.Launch(t)
 	p := b.NewPage(t, srv.URL+"/")
-	c := connectPage(t, srv, map[string]any{"pointer": "absolute"})
+	c, _ := connectPage(t, srv, map[string]any{"pointer": "absolute"})
 	p.MustEval(t, el+`.canvas.requestPointerLock = () => { window.kvmgateLocks = (window.kvmgateLocks || 0) + 1; return Promise.resolve(); }`)
 	click := func() int {
 		var r struct{ Left, Top, Width, Height float64 }
