@@ -85,10 +85,10 @@ type Console struct {
 	w, h      int
 	target    string
 	resizable bool
-	paint  chan paintOp
-	fail   chan error
-	closed chan struct{}
-	close  sync.Once
+	paint     chan paintOp
+	fail      chan error
+	closed    chan struct{}
+	close     sync.Once
 	// Ready is closed once Run has published the first frame.
 	Ready chan struct{}
 
