@@ -88,6 +88,7 @@ func lastValue(evs [][3]int, typ, code int) int {
 // guest sets a hardware cursor through DRM: the page shows it as its CSS
 // cursor (a PNG equal, pixel for pixel, to what the guest drew, with the
 // guest's hotspot) while the canvas stays equal to QEMU's screendump.
+// Unplugging the tablet then switches the page to relative motion.
 func TestSPICEBrowserCursorAndPointer(t *testing.T) {
 	t.Parallel()
 	b := browsertest.Launch(t)
@@ -168,6 +169,19 @@ func TestSPICEBrowserCursorAndPointer(t *testing.T) {
 		t.Error(d)
 	}
 	waitScreen(t, p, q)
+
+	// Unplugging the tablet brings SPICE server mouse mode back: the page
+	// learns it from a caps message on the same connection and takes
+	// relative motion (Pointer Lock on a click) from then on.
+	p.MustEval(t, `window.kvmgateConn = `+el+`.conn`)
+	if _, err := q.Monitor("device_del tablet"); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(t, el+`.hello.pointer === "relative" && `+el+`.input.relative`, wait)
+	var same bool
+	if err := p.EvalInto(el+`.conn === window.kvmgateConn`, &same); err != nil || !same {
+		t.Errorf("the page reconnected to learn the pointer kind (%v)", err)
+	}
 	noErrors(t, p)
 }
 
