@@ -50,6 +50,7 @@ func FuzzHandle(f *testing.F) {
 		`{"t":"ptr","x":1e300,"y":-5,"b":255}`, `{"t":"wheel","x":1,"y":1,"dx":"NaN"}`,
 		`{"t":"type","text":"héllo\n","layout":"de"}`, `{"t":"combo","name":"ctrl-alt-del"}`,
 		`{"t":"quality","mode":"low"}`, `{"t":"action","name":"reboot"}`, `[]`, `null`, `{"t":1}`,
+		`{"t":"resize","w":800.5,"h":600}`, `{"t":"resize","w":-1,"h":1e308}`,
 	} {
 		f.Add([]byte(s))
 	}
