@@ -90,7 +90,7 @@ type conn struct {
 	requested   bool               // a FramebufferUpdateRequest arrived
 	nonIncr     bool               // one of them was non-incremental
 	forced      []framebuffer.Rect // areas of non-incremental requests
-	sizeReplies int                // SetDesktopSize requests to answer
+	sizeReplies []int              // statuses of SetDesktopSize requests to answer
 	cuSet       bool               // an EnableContinuousUpdates arrived
 	cuEnable    bool               // its enable flag
 	fences      []fence            // client fence requests to answer
@@ -214,8 +214,11 @@ func (c *conn) readLoop() error {
 			if _, err := io.CopyN(io.Discard, c.br, 16*screens); err != nil {
 				return readErr("SetDesktopSize", err)
 			}
+			status := c.resize(int(binary.BigEndian.Uint16(hdr[1:3])), int(binary.BigEndian.Uint16(hdr[3:5])))
 			c.mu.Lock()
-			c.sizeReplies = min(c.sizeReplies+1, maxSizeReplies)
+			if len(c.sizeReplies) < maxSizeReplies {
+				c.sizeReplies = append(c.sizeReplies, status)
+			}
 			c.mu.Unlock()
 			c.signal()
 		case msgEnableCU:
@@ -285,6 +288,22 @@ func readErr(msg string, err error) error {
 }
 
 // input hands one event to the sink; its errors are logged, not fatal.
+// resize passes a client's SetDesktopSize to the input sink when it can
+// resize the console, and returns the status to answer with: 4 (forwarded:
+// the new size arrives later as a server-side resize) or 1 (prohibited).
+// The screen layout is not passed on: consoles have one screen.
+func (c *conn) resize(w, h int) int {
+	r, ok := c.in.(Resizer)
+	if !ok || w == 0 || h == 0 {
+		return extSizeProhibited
+	}
+	if err := r.Resize(w, h); err != nil {
+		c.log.Debug("rfbserver: resize refused", "width", w, "height", h, "err", err)
+		return extSizeProhibited
+	}
+	return extSizeForwarded
+}
+
 func (c *conn) input(kind string, fn func(InputSink) error) {
 	if c.in == nil {
 		return

@@ -85,7 +85,7 @@ type sender struct {
 	requested   bool
 	sizeQuery   bool // a non-incremental request wants an ExtendedDesktopSize
 	forced      []framebuffer.Rect
-	sizeReplies int
+	sizeReplies []int
 
 	cursor       *framebuffer.Cursor
 	cursorDirty  bool
@@ -189,8 +189,12 @@ func (s *sender) absorb() {
 		s.forced = addForced(s.forced, r)
 	}
 	c.forced = c.forced[:0]
-	s.sizeReplies = min(s.sizeReplies+c.sizeReplies, maxSizeReplies)
-	c.sizeReplies = 0
+	for _, st := range c.sizeReplies {
+		if len(s.sizeReplies) < maxSizeReplies {
+			s.sizeReplies = append(s.sizeReplies, st)
+		}
+	}
+	c.sizeReplies = c.sizeReplies[:0]
 	cuSet, cuEnable := c.cuSet, c.cuEnable
 	c.cuSet = false
 	s.fenceReplies = append(s.fenceReplies, c.fences...)
@@ -394,7 +398,7 @@ func (s *sender) stepUpdate() error {
 	if !s.due() {
 		return nil
 	}
-	if s.sizeReplies > 0 || (s.sizeQuery && s.extDesktopSize) {
+	if len(s.sizeReplies) > 0 || (s.sizeQuery && s.extDesktopSize) {
 		return s.sendSizeReplies()
 	}
 	s.sizeQuery = false
@@ -498,26 +502,27 @@ const (
 	extSizeServer     = 0
 	extSizeClient     = 1
 	extSizeProhibited = 1
+	extSizeForwarded  = 4 // the request went to the console; the size follows
 )
 
-// sendSizeReplies answers SetDesktopSize requests (all refused: the size
-// belongs to the backend) and non-incremental requests of clients that use
-// ExtendedDesktopSize, in an update without pixels.
+// sendSizeReplies answers SetDesktopSize requests (refused, or forwarded to
+// a console that resizes itself later) and non-incremental requests of
+// clients that use ExtendedDesktopSize, in an update without pixels.
 func (s *sender) sendSizeReplies() error {
-	n := s.sizeReplies
+	n := len(s.sizeReplies)
 	query := s.sizeQuery && s.extDesktopSize
 	if query {
 		n++
 	}
 	b := updateHeader(s.buf[:0], n)
-	for i := 0; i < s.sizeReplies; i++ {
-		b = appendExtSize(b, extSizeClient, extSizeProhibited, s.clientW, s.clientH)
+	for _, st := range s.sizeReplies {
+		b = appendExtSize(b, extSizeClient, st, s.clientW, s.clientH)
 	}
 	if query {
 		b = appendExtSize(b, extSizeServer, 0, s.clientW, s.clientH)
 	}
 	s.buf = b
-	s.sizeReplies, s.sizeQuery, s.requested = 0, false, false
+	s.sizeReplies, s.sizeQuery, s.requested = s.sizeReplies[:0], false, false
 	return s.flush(b, "size reply")
 }
 

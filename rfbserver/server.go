@@ -52,6 +52,14 @@ type InputSink interface {
 	Clipboard(text string) error
 }
 
+// Resizer is implemented by input sinks that can resize the console
+// (session.Viewer does): a client's SetDesktopSize goes to Resize and is
+// answered "forwarded"; the new size reaches clients as a server-side
+// resize once the console has it. Without it SetDesktopSize is refused.
+type Resizer interface {
+	Resize(w, h int) error
+}
+
 // Defaults for the Server's limits.
 const (
 	DefaultMaxCutText       = 1 << 20

@@ -537,6 +537,66 @@ func TestSetDesktopSizeRefused(t *testing.T) {
 	}
 }
 
+// resizingSink is an input sink whose console resizes on request, as a
+// session viewer's does: later, as a server-side resize.
+type resizingSink struct {
+	*recorder
+	be   *backend
+	asks chan [2]int
+}
+
+func (r resizingSink) Resize(w, h int) error {
+	r.asks <- [2]int{w, h}
+	return nil
+}
+
+func TestSetDesktopSizeForwarded(t *testing.T) {
+	be := newBackend(t, 50, 40)
+	sink := resizingSink{newRecorder(), be, make(chan [2]int, 1)}
+	addr := startServer(t, &Server{FB: be.fb, Input: sink, Logger: slog.New(slog.DiscardHandler)})
+	c, err := dialTest(t, addr, "RFB 003.008\n", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.setEncodings(rfb.EncodingRaw, rfb.EncodingExtendedDesktopSize)
+	b := []byte{msgSetDesktopSize, 0, 0, 200, 0, 100, 1, 0}
+	b = append(b, make([]byte, 16)...)
+	c.send(b)
+	c.request(true)
+	if err := c.readUpdate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.extSizes) != 1 || c.extSizes[0].reason != extSizeClient || c.extSizes[0].status != extSizeForwarded {
+		t.Fatalf("ext sizes %v, want one reply \"forwarded\"", c.extSizes)
+	}
+	var ask [2]int
+	select {
+	case ask = <-sink.asks:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sink was not asked to resize")
+	}
+	if ask != [2]int{200, 100} {
+		t.Fatalf("resize asked for %v, want 200x100", ask)
+	}
+	// The console resizes; the client learns it as a server-side resize.
+	cv, err := framebuffer.NewCanvas(200, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pattern(cv, 2)
+	be.canvas = cv
+	be.fb.Publish(cv, &be.batch)
+	for c.w != 200 || c.h != 100 {
+		c.request(true)
+		if err := c.readUpdate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last := c.extSizes[len(c.extSizes)-1]; last.reason != extSizeServer {
+		t.Fatalf("resize announced as %+v, want reason server", last)
+	}
+}
+
 func TestEvents(t *testing.T) {
 	be := newBackend(t, 32, 32)
 	addr := startServer(t, &Server{FB: be.fb, Logger: slog.New(slog.DiscardHandler)})
