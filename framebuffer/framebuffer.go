@@ -69,6 +69,11 @@ type Update struct {
 	// Cursor is then its current value (nil: hidden or none).
 	CursorChanged bool
 	Cursor        *Cursor
+	// CursorMoved is set when the backend moved its cursor; CursorX and
+	// CursorY are then the hotspot's latest position, in screen pixels.
+	// Only the latest position is reported, however often it moved.
+	CursorMoved      bool
+	CursorX, CursorY int
 	// NameChanged is set when the desktop name changed; Name holds it.
 	NameChanged bool
 	Name        string
@@ -82,7 +87,7 @@ type Update struct {
 // Empty reports whether u carries nothing to send.
 func (u *Update) Empty() bool {
 	return !u.Resized && len(u.Moves) == 0 && len(u.Damage) == 0 && !u.CursorChanged &&
-		!u.NameChanged && !u.ClipboardChanged && u.Bells == 0
+		!u.CursorMoved && !u.NameChanged && !u.ClipboardChanged && u.Bells == 0
 }
 
 // Framebuffer is the shared picture of one console. One backend publishes
@@ -92,6 +97,9 @@ type Framebuffer struct {
 	// mu guards the following.
 	canvas    Canvas
 	cursor    *Cursor
+	cursorX   int
+	cursorY   int
+	cursorPos bool // whether the backend has set a cursor position
 	name      string
 	clipboard string
 	viewers   map[*Viewer]struct{}
@@ -161,6 +169,30 @@ func (f *Framebuffer) SetCursor(c *Cursor) {
 	}
 }
 
+// SetCursorPos records where the backend's cursor hotspot is, in screen
+// pixels: the position a guest's hardware cursor was moved to (SPICE cursor
+// channel, RFB PointerPos). Viewers are told only the latest position, so a
+// backend may call it for every move. Hiding the cursor is SetCursor(nil).
+func (f *Framebuffer) SetCursorPos(x, y int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cursorPos && f.cursorX == x && f.cursorY == y {
+		return
+	}
+	f.cursorX, f.cursorY, f.cursorPos = x, y, true
+	for v := range f.viewers {
+		v.event(func(p *pending) { p.cursorPos = true })
+	}
+}
+
+// CursorPos returns the position SetCursorPos recorded last, and whether
+// there was one.
+func (f *Framebuffer) CursorPos() (x, y int, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.cursorX, f.cursorY, f.cursorPos
+}
+
 // SetName records the desktop name.
 func (f *Framebuffer) SetName(name string) {
 	f.mu.Lock()
@@ -222,6 +254,7 @@ func (f *Framebuffer) Subscribe() *Viewer {
 	defer f.mu.Unlock()
 	v.p.full = true
 	v.p.cursor = f.cursor != nil
+	v.p.cursorPos = f.cursorPos
 	v.p.name = f.name != ""
 	v.p.damage.Reset(f.canvas.W, f.canvas.H)
 	f.viewers[v] = struct{}{}
@@ -246,6 +279,7 @@ type pending struct {
 	moves     []Move
 	damage    Damage
 	cursor    bool
+	cursorPos bool
 	name      bool
 	clipboard bool
 	bells     int
@@ -329,6 +363,9 @@ func (v *Viewer) Take(dst *Canvas) Update {
 	if p.cursor {
 		u.CursorChanged, u.Cursor = true, f.cursor
 	}
+	if p.cursorPos {
+		u.CursorMoved, u.CursorX, u.CursorY = true, f.cursorX, f.cursorY
+	}
 	if p.name {
 		u.NameChanged, u.Name = true, f.name
 	}
@@ -336,7 +373,7 @@ func (v *Viewer) Take(dst *Canvas) Update {
 		u.ClipboardChanged, u.Clipboard = true, f.clipboard
 	}
 	u.Bells = p.bells
-	p.full, p.cursor, p.name, p.clipboard, p.bells = false, false, false, false, 0
+	p.full, p.cursor, p.cursorPos, p.name, p.clipboard, p.bells = false, false, false, false, false, 0
 	p.moves = p.moves[:0]
 	if p.damage.w != f.canvas.W || p.damage.h != f.canvas.H {
 		p.damage.Reset(f.canvas.W, f.canvas.H)
