@@ -16,7 +16,10 @@
 // cursor sets the ARGB cursor of package guestcursor on the first CRTC of /dev/dri/card0 with
 // DRM_IOCTL_MODE_CURSOR2, prints "KVMGATE-CURSOR-SET" and then holds the
 // device open (closing it would give the CRTC back to the kernel console,
-// which drops the cursor). "cursor hide" hides it again and exits.
+// which drops the cursor). "cursor hide" hides it again and exits. While
+// it holds the cursor it moves it to "X Y" whenever that text appears in
+// /tmp/kvmgate-cursor (then removes the file), and prints
+// "KVMGATE-CURSOR-MOVED X Y".
 //
 // agent TEXT is a minimal VD agent written for tests from spice-protocol's
 // vd_agent.h (not spice-vdagent): on the virtio port com.redhat.spice.0 it
@@ -240,10 +243,27 @@ func cursor(hide bool) error {
 		return fmt.Errorf("CURSOR2 (move): %w", err)
 	}
 	say("KVMGATE-CURSOR-SET")
-	for { // (select {} would end as a deadlock)
-		time.Sleep(time.Hour)
+	for {
+		time.Sleep(100 * time.Millisecond)
+		b, err := os.ReadFile(cursorMoveFile)
+		if err != nil {
+			continue
+		}
+		var x, y int32
+		if _, err := fmt.Sscan(string(b), &x, &y); err != nil {
+			continue // not written completely yet
+		}
+		os.Remove(cursorMoveFile)
+		mv := modeCursor2{Flags: drmModeCursorMove, CRTCID: crtcs[0], X: x, Y: y}
+		if err := ioctl(fd, ioctlCursor2, unsafe.Pointer(&mv)); err != nil {
+			return fmt.Errorf("CURSOR2 (move): %w", err)
+		}
+		say("KVMGATE-CURSOR-MOVED %d %d", x, y)
 	}
 }
+
+// cursorMoveFile is where a test asks the cursor holder to move the cursor.
+const cursorMoveFile = "/tmp/kvmgate-cursor"
 
 // watchModes prints the preferred (first) mode of the first DRM connector
 // whenever it changes.
