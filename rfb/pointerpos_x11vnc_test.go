@@ -28,4 +28,3 @@ func TestX11vncPointerPos(t *testing.T) {
 	}
 	watcher.checkRunning(t)
 }
-
