@@ -4,7 +4,7 @@
 // FS holds, at its root: index.html (the console page), app.js (the page's
 // script), console.js (the <kvm-console> element and its JS API),
 // protocol.js (wire protocol v1, docs/protocol.md), canvas.js (rendering),
-// cursor.js (the console's cursor: CSS cursor or overlay), input.js (keyboard and pointer), video.js (WebSocket video with
+// cursor.js, input.js (keyboard and pointer), video.js (WebSocket video with
 // WebCodecs), webrtc.js (WebRTC viewer), toolbar.js and style.css.
 //
 // The server serves index.html at "/" and the whole FS under "/client/"
