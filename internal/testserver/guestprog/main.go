@@ -36,6 +36,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -304,6 +305,24 @@ const (
 	vdAgentMaxData           = 2048
 )
 
+// agentPort reads the agent's virtio port. virtio_console answers a read
+// with end of file while the host side is not connected, which it is not
+// for a moment after the guest opens the port (QEMU connects the SPICE
+// server to it on that open): then it waits and reads again, rather than
+// racing QEMU.
+type agentPort struct{ f *os.File }
+
+func (p agentPort) Read(b []byte) (int, error) {
+	for {
+		n, err := p.f.Read(b)
+		if n == 0 && err == io.EOF {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		return n, err
+	}
+}
+
 // runAgent serves the VD agent port until it fails, and returns why.
 func runAgent(text string) error {
 	var port string
@@ -345,12 +364,12 @@ func runAgent(text string) error {
 	var stream []byte // the client port's message stream
 	hdr := make([]byte, 8)
 	for {
-		if _, err := readFull(f, hdr); err != nil {
+		if _, err := io.ReadFull(agentPort{f}, hdr); err != nil {
 			return err
 		}
 		portNum, size := le.Uint32(hdr), le.Uint32(hdr[4:])
 		chunk := make([]byte, size)
-		if _, err := readFull(f, chunk); err != nil {
+		if _, err := io.ReadFull(agentPort{f}, chunk); err != nil {
 			return err
 		}
 		if portNum != vdpClientPort {
