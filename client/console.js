@@ -4,7 +4,7 @@
 
 import { Connection, socketURL } from './protocol.js';
 import { Screen, layout } from './canvas.js';
-import { cursorCSS } from './cursor.js';
+import { cursorCSS, CursorOverlay } from './cursor.js';
 import { Input } from './input.js';
 import { RemoteResize } from './resize.js';
 import { RTCViewer } from './webrtc.js';
@@ -76,7 +76,15 @@ export class KvmConsole extends HTMLElement {
       this.relayout();
       this.emit('resize', { width, height });
     };
-    this.screen.onCursor = (c) => { this.canvas.style.cursor = cursorCSS(c.w, c.h, c.hx, c.hy, c.rgba); };
+    /** the console's cursor drawn over the screen while the pointer is relative */
+    this.cursor = new CursorOverlay(this.view, this.canvas);
+    this.screen.onCursor = (c) => {
+      this.cursorRecord = c;
+      this.cursor.setShape(c.w, c.h, c.hx, c.hy, c.rgba);
+      this.applyCSSCursor();
+    };
+    /** @type {any} the last cursor record */
+    this.cursorRecord = null;
     /** @type {Input|null} */
     this.input = null;
     /** @type {RemoteResize|null} */
@@ -167,6 +175,7 @@ export class KvmConsole extends HTMLElement {
     this.view.classList.toggle('native', this.scale === '1:1');
     layout(this.canvas, this.scale, this.view.clientWidth, this.view.clientHeight);
     this.placeVideo();
+    this.cursor.place();
     // Lay out again when the device pixel ratio changes (zoom, another screen).
     const dpr = window.devicePixelRatio || 1;
     if (dpr !== this.dpr) {
@@ -204,8 +213,25 @@ export class KvmConsole extends HTMLElement {
       this.hello.resize = m.resize === true;
     }
     this.input?.setRelative(m.pointer === 'relative');
+    this.setRelativeCursor(m.pointer === 'relative');
     this.remoteResize?.setCapable(m.resize === true);
     this.emit('caps', { pointer: String(m.pointer ?? ''), resize: m.resize === true });
+  }
+
+  /**
+   * With a relative pointer the console's cursor is the overlay, at the
+   * backend's position, and the page's pointer (until locked) the default
+   * arrow; with an absolute one it is the CSS cursor.
+   * @param {boolean} on
+   */
+  setRelativeCursor(on) {
+    this.cursor.setActive(on);
+    this.applyCSSCursor();
+  }
+
+  applyCSSCursor() {
+    const c = this.cursorRecord;
+    this.canvas.style.cursor = !c || this.cursor.active ? 'default' : cursorCSS(c.w, c.h, c.hx, c.hy, c.rgba);
   }
 
   /** Lays the WebRTC <video> exactly over the canvas, which keeps the input and cursor. */
@@ -349,6 +375,9 @@ export class KvmConsole extends HTMLElement {
         this.hello = m;
         this.input?.setRelative(m.pointer === 'relative');
         this.remoteResize?.setCapable(m.resize === true, true);
+        this.cursorRecord = null; // this connection sends shape and position anew
+        this.cursor.reset();
+        this.setRelativeCursor(m.pointer === 'relative');
         this.renewTicket(m.ticket);
         this.backend = 'connected';
         this.screen.resize(m.width | 0, m.height | 0);
@@ -365,6 +394,9 @@ export class KvmConsole extends HTMLElement {
         break;
       case 'bell':
         this.emit('bell');
+        break;
+      case 'cursorpos':
+        this.cursor.setPos(Number(m.x) || 0, Number(m.y) || 0);
         break;
       case 'status':
         this.backend = String(m.state ?? '');

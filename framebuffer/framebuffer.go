@@ -69,6 +69,11 @@ type Update struct {
 	// Cursor is then its current value (nil: hidden or none).
 	CursorChanged bool
 	Cursor        *Cursor
+	// CursorMoved is set when the backend moved its cursor; CursorX and
+	// CursorY are then the hotspot's latest position, in screen pixels.
+	// Only the latest position is reported, however often it moved.
+	CursorMoved      bool
+	CursorX, CursorY int
 	// NameChanged is set when the desktop name changed; Name holds it.
 	NameChanged bool
 	Name        string
@@ -99,7 +104,7 @@ type Caps struct {
 // Empty reports whether u carries nothing to send.
 func (u *Update) Empty() bool {
 	return !u.Resized && len(u.Moves) == 0 && len(u.Damage) == 0 && !u.CursorChanged &&
-		!u.NameChanged && !u.ClipboardChanged && u.Bells == 0 && !u.CapsChanged
+		!u.CursorMoved && !u.NameChanged && !u.ClipboardChanged && u.Bells == 0 && !u.CapsChanged
 }
 
 // Framebuffer is the shared picture of one console. One backend publishes
@@ -109,6 +114,9 @@ type Framebuffer struct {
 	// mu guards the following.
 	canvas    Canvas
 	cursor    *Cursor
+	cursorX   int
+	cursorY   int
+	cursorPos bool // whether the backend has set a cursor position
 	name      string
 	clipboard string
 	caps      Caps
@@ -177,6 +185,30 @@ func (f *Framebuffer) SetCursor(c *Cursor) {
 	for v := range f.viewers {
 		v.event(func(p *pending) { p.cursor = true })
 	}
+}
+
+// SetCursorPos records where the backend's cursor hotspot is, in screen
+// pixels: the position a guest's hardware cursor was moved to (SPICE cursor
+// channel, RFB PointerPos). Viewers are told only the latest position, so a
+// backend may call it for every move. Hiding the cursor is SetCursor(nil).
+func (f *Framebuffer) SetCursorPos(x, y int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cursorPos && f.cursorX == x && f.cursorY == y {
+		return
+	}
+	f.cursorX, f.cursorY, f.cursorPos = x, y, true
+	for v := range f.viewers {
+		v.event(func(p *pending) { p.cursorPos = true })
+	}
+}
+
+// CursorPos returns the position SetCursorPos recorded last, and whether
+// there was one.
+func (f *Framebuffer) CursorPos() (x, y int, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.cursorX, f.cursorY, f.cursorPos
 }
 
 // SetName records the desktop name.
@@ -272,6 +304,7 @@ func (f *Framebuffer) Subscribe() *Viewer {
 	defer f.mu.Unlock()
 	v.p.full = true
 	v.p.cursor = f.cursor != nil
+	v.p.cursorPos = f.cursorPos
 	v.p.name = f.name != ""
 	v.p.damage.Reset(f.canvas.W, f.canvas.H)
 	f.viewers[v] = struct{}{}
@@ -296,6 +329,7 @@ type pending struct {
 	moves     []Move
 	damage    Damage
 	cursor    bool
+	cursorPos bool
 	name      bool
 	clipboard bool
 	bells     int
@@ -380,6 +414,9 @@ func (v *Viewer) Take(dst *Canvas) Update {
 	if p.cursor {
 		u.CursorChanged, u.Cursor = true, f.cursor
 	}
+	if p.cursorPos {
+		u.CursorMoved, u.CursorX, u.CursorY = true, f.cursorX, f.cursorY
+	}
 	if p.name {
 		u.NameChanged, u.Name = true, f.name
 	}
@@ -390,7 +427,7 @@ func (v *Viewer) Take(dst *Canvas) Update {
 	if p.caps {
 		u.CapsChanged, u.Caps = true, f.caps
 	}
-	p.full, p.cursor, p.name, p.clipboard, p.bells, p.caps = false, false, false, false, 0, false
+	p.full, p.cursor, p.cursorPos, p.name, p.clipboard, p.bells, p.caps = false, false, false, false, false, 0, false
 	p.moves = p.moves[:0]
 	if p.damage.w != f.canvas.W || p.damage.h != f.canvas.H {
 		p.damage.Reset(f.canvas.W, f.canvas.H)

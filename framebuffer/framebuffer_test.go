@@ -248,3 +248,78 @@ func TestCapsChangesReachSubscribedViewers(t *testing.T) {
 		t.Errorf("caps reported twice")
 	}
 }
+
+func TestCursorPosCoalescesAndHides(t *testing.T) {
+	f := New()
+	var src Canvas
+	src.Resize(64, 48)
+	f.Publish(&src, &Batch{})
+	v := f.Subscribe()
+	defer v.Close()
+	var mirror Canvas
+	if u := v.Take(&mirror); u.CursorMoved {
+		t.Fatalf("first Take reports a cursor position before any was set: %+v", u)
+	}
+	select {
+	case <-v.Changed(): // Subscribe's signal
+	default:
+	}
+
+	cur := &Cursor{W: 2, H: 2, HotX: 1, Pix: make([]byte, 16)}
+	f.SetCursor(cur)
+	for i := range 100 {
+		f.SetCursorPos(i, 2*i)
+	}
+	select {
+	case <-v.Changed():
+	default:
+		t.Fatal("SetCursorPos did not signal the viewer")
+	}
+	u := v.Take(&mirror)
+	if !u.CursorMoved || u.CursorX != 99 || u.CursorY != 198 {
+		t.Fatalf("after 100 moves: moved=%v at %d,%d, want the latest 99,198", u.CursorMoved, u.CursorX, u.CursorY)
+	}
+	if !u.CursorChanged || u.Cursor != cur {
+		t.Fatalf("the shape set before the moves was not reported: %+v", u)
+	}
+	if u = v.Take(&mirror); !u.Empty() {
+		t.Fatalf("a second Take is not empty: %+v", u)
+	}
+
+	// The same position again is no news.
+	f.SetCursorPos(99, 198)
+	if u = v.Take(&mirror); u.CursorMoved {
+		t.Fatalf("an unchanged position was reported: %+v", u)
+	}
+
+	// Hiding is a nil shape; the position stays.
+	f.SetCursor(nil)
+	f.SetCursorPos(5, 6)
+	u = v.Take(&mirror)
+	if !u.CursorChanged || u.Cursor != nil || !u.CursorMoved || u.CursorX != 5 || u.CursorY != 6 {
+		t.Fatalf("hide and move: %+v", u)
+	}
+	if x, y, ok := f.CursorPos(); !ok || x != 5 || y != 6 {
+		t.Fatalf("CursorPos = %d,%d,%v", x, y, ok)
+	}
+
+	// A viewer that joins later starts with the current position.
+	w := f.Subscribe()
+	defer w.Close()
+	if u = w.Take(&mirror); !u.Resized || !u.CursorMoved || u.CursorX != 5 || u.CursorY != 6 {
+		t.Fatalf("a new viewer's first Take: %+v", u)
+	}
+}
+
+// BenchmarkSetCursorPos measures a cursor move with four viewers
+// subscribed (none taking): the cost a backend pays per CURSOR_MOVE.
+func BenchmarkSetCursorPos(b *testing.B) {
+	f := New()
+	for range 4 {
+		defer f.Subscribe().Close()
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		f.SetCursorPos(i&1023, i>>10&1023)
+	}
+}

@@ -1,9 +1,9 @@
 // Package rfb is kvmgate's RFB (VNC) client: the handshake (RFB 3.3–3.8,
 // None, VNC authentication, VeNCrypt with X.509 TLS), the decoders of the
 // pixel encodings, one file each, and the pseudo-encodings and extension
-// messages a console gateway needs (desktop resize, cursors, QEMU extended
-// keys and LEDs, fences and continuous updates, xvp power control, the
-// extended clipboard).
+// messages a console gateway needs (desktop resize, cursors and the
+// pointer position, QEMU extended keys and LEDs, fences and continuous
+// updates, xvp power control, the extended clipboard).
 //
 // A Client is made by Dial or NewClient, which return after the handshake.
 // Its Run method then owns the connection's reads: it decodes updates into a

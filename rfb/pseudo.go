@@ -18,6 +18,7 @@ var pseudoEncodings = []Encoding{
 	EncodingCursorWithAlpha,
 	EncodingCursor,
 	EncodingXCursor,
+	EncodingPointerPos,
 	EncodingDesktopName,
 	EncodingQEMUExtendedKey,
 	EncodingQEMULEDState,
@@ -134,8 +135,14 @@ func (s *session) pseudo(enc Encoding, r framebuffer.Rect) (bool, error) {
 		}
 		s.setLEDs(LEDState(v & 7))
 		return true, nil
-	case EncodingPointerPos, EncodingQEMUAudio:
-		// Not asked for; they carry no data.
+	case EncodingPointerPos:
+		// The server moved the pointer (another client, the desktop
+		// itself): the header's x, y is the hotspot's new position.
+		// (libvncserver sends it; TigerVNC 1.12 and QEMU do not.)
+		s.fb.SetCursorPos(r.X, r.Y)
+		return true, nil
+	case EncodingQEMUAudio:
+		// Not asked for; it carries no data.
 		return true, nil
 	}
 	return false, nil

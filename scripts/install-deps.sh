@@ -14,7 +14,7 @@ DEBIAN_PACKAGES=(
 	xterm x11-apps x11-utils x11-xserver-utils
 	chromium fonts-dejavu-core socat ca-certificates git
 	websockify tigervnc-viewer
-	spice-client-gtk spice-html5 spice-vdagent xclip
+	spice-client-gtk spice-html5 spice-vdagent xclip xdotool
 	libvpx-dev libopenh264-dev
 )
 

@@ -594,8 +594,11 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 }
 
 // sendUpdateMessages sends the control messages an update carries (name,
-// clipboard, bells); they go before the frame's records.
+// clipboard, bells, cursor position); they go before the frame's records.
 func (vc *viewerConn) sendUpdateMessages(u *framebuffer.Update) error {
+	if err := vc.sendCursorPos(u); err != nil {
+		return err
+	}
 	if u.NameChanged {
 		if err := vc.writeJSON(textMsg{T: "name", Name: u.Name}); err != nil {
 			return err

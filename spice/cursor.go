@@ -37,6 +37,7 @@ type cursor struct {
 	log    *slog.Logger
 	cache  map[uint64]*framebuffer.Cursor
 	shape  *framebuffer.Cursor
+	hidden bool // by CURSOR_HIDE or an invisible CURSOR_SET, until a move
 	warned map[uint8]bool
 }
 
@@ -55,8 +56,7 @@ func (c *cursor) handleMessage(m message) error {
 	r := newReader(m.body)
 	switch m.typ {
 	case msgCursorInit, msgCursorSet:
-		r.i16()
-		r.i16()
+		x, y := r.i16(), r.i16()
 		if m.typ == msgCursorInit {
 			r.u16()
 			r.u16()
@@ -70,6 +70,8 @@ func (c *cursor) handleMessage(m message) error {
 		if shape != nil {
 			c.shape = shape
 		}
+		c.fb.SetCursorPos(int(x), int(y))
+		c.hidden = !visible
 		if visible && c.shape != nil {
 			c.fb.SetCursor(c.shape)
 		} else {
@@ -77,18 +79,33 @@ func (c *cursor) handleMessage(m message) error {
 		}
 	case msgCursorHide:
 		c.log.Debug("spice: cursor hidden")
+		c.hidden = true
 		c.fb.SetCursor(nil)
 	case msgCursorReset:
 		clear(c.cache)
 		c.shape = nil
+		c.hidden = false
 		c.fb.SetCursor(nil)
 	case msgCursorInvalOne:
 		delete(c.cache, r.u64())
 		return r.err
 	case msgCursorInvalAll:
 		clear(c.cache)
-	case msgCursorMove, msgCursorTrail:
-		// The browser draws the cursor where its own pointer is.
+	case msgCursorMove:
+		// The server sends moves in server mouse mode, where the browser
+		// draws the cursor at this position; a move shows a hidden cursor
+		// again, as it does in the server.
+		x, y := r.i16(), r.i16()
+		if r.err != nil {
+			return r.err
+		}
+		c.fb.SetCursorPos(int(x), int(y))
+		if c.hidden && c.shape != nil {
+			c.hidden = false
+			c.fb.SetCursor(c.shape)
+		}
+	case msgCursorTrail:
+		// Trails are a client-side effect of the old days; ignored.
 	}
 	return nil
 }

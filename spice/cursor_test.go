@@ -47,6 +47,9 @@ type cursorWatch struct {
 	v   *framebuffer.Viewer
 	dst *framebuffer.Canvas
 	cur *framebuffer.Cursor
+	// x, y are the last cursor position reported, if moved.
+	x, y  int
+	moved bool
 }
 
 func watchCursor(fb *framebuffer.Framebuffer) *cursorWatch {
@@ -63,13 +66,16 @@ func (w *cursorWatch) wait(t *testing.T, what string, ok func(*framebuffer.Curso
 		if u.CursorChanged {
 			w.cur = u.Cursor
 		}
+		if u.CursorMoved {
+			w.x, w.y, w.moved = u.CursorX, u.CursorY, true
+		}
 		if ok(w.cur) {
 			return w.cur
 		}
 		select {
 		case <-w.v.Changed():
 		case <-deadline:
-			t.Fatalf("no %s; the cursor is %s", what, describeCursor(w.cur))
+			t.Fatalf("no %s; the cursor is %s, at %d,%d (moved: %v)", what, describeCursor(w.cur), w.x, w.y, w.moved)
 		}
 	}
 }
@@ -140,4 +146,32 @@ func TestCursorChannel(t *testing.T) {
 
 	q.TypeText(t, "killall "+testserver.GuestProgramName+"\n")
 	w2.wait(t, "hidden cursor after the guest program ended", func(c *framebuffer.Cursor) bool { return c == nil })
+}
+
+// TestCursorMoves runs the guest in server mouse mode (no tablet), where
+// the browser cannot show its own pointer, and checks that the positions
+// the guest gives its hardware cursor reach the framebuffer: the one it
+// sets with the shape, then a move (CURSOR_MOVE) while connected. SPICE
+// positions are the hotspot's.
+func TestCursorMoves(t *testing.T) {
+	q, addr := spiceQEMUWith(t, inputGuest(), "disable-ticketing=on")
+	fb := framebuffer.New()
+	w := watchCursor(fb)
+	c := runClient(t, addr, Options{}, fb)
+	waitFrame(t, fb, screendump(t, q), 30*time.Second)
+	waitMouseMode(t, c, MouseModeServer)
+
+	q.TypeText(t, testserver.GuestProgramName+" cursor &\n")
+	q.WaitSerial(t, "KVMGATE-CURSOR-SET", time.Minute)
+	at := func(x, y int) func(*framebuffer.Cursor) bool {
+		return func(c *framebuffer.Cursor) bool { return c != nil && w.moved && w.x == x && w.y == y }
+	}
+	// The guest program moves its cursor to 100,80 (its top left corner).
+	w.wait(t, "cursor at the guest's first position", at(100+guestcursor.HotX, 80+guestcursor.HotY))
+	q.TypeText(t, "echo 300 200 >/tmp/kvmgate-cursor\n")
+	q.WaitSerial(t, "KVMGATE-CURSOR-MOVED 300 200", time.Minute)
+	w.wait(t, "cursor at the guest's second position", at(300+guestcursor.HotX, 200+guestcursor.HotY))
+	if msg := cursorMismatch(w.cur); msg != "" {
+		t.Fatal(msg)
+	}
 }

@@ -16,7 +16,10 @@
 // cursor sets the ARGB cursor of package guestcursor on the first CRTC of /dev/dri/card0 with
 // DRM_IOCTL_MODE_CURSOR2, prints "KVMGATE-CURSOR-SET" and then holds the
 // device open (closing it would give the CRTC back to the kernel console,
-// which drops the cursor). "cursor hide" hides it again and exits.
+// which drops the cursor). "cursor hide" hides it again and exits. While
+// it holds the cursor it moves it to "X Y" whenever that text appears in
+// /tmp/kvmgate-cursor (then removes the file), and prints
+// "KVMGATE-CURSOR-MOVED X Y".
 //
 // agent TEXT is a minimal VD agent written for tests from spice-protocol's
 // vd_agent.h (not spice-vdagent): on the virtio port com.redhat.spice.0 it
@@ -33,6 +36,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,10 +244,27 @@ func cursor(hide bool) error {
 		return fmt.Errorf("CURSOR2 (move): %w", err)
 	}
 	say("KVMGATE-CURSOR-SET")
-	for { // (select {} would end as a deadlock)
-		time.Sleep(time.Hour)
+	for {
+		time.Sleep(100 * time.Millisecond)
+		b, err := os.ReadFile(cursorMoveFile)
+		if err != nil {
+			continue
+		}
+		var x, y int32
+		if _, err := fmt.Sscan(string(b), &x, &y); err != nil {
+			continue // not written completely yet
+		}
+		os.Remove(cursorMoveFile)
+		mv := modeCursor2{Flags: drmModeCursorMove, CRTCID: crtcs[0], X: x, Y: y}
+		if err := ioctl(fd, ioctlCursor2, unsafe.Pointer(&mv)); err != nil {
+			return fmt.Errorf("CURSOR2 (move): %w", err)
+		}
+		say("KVMGATE-CURSOR-MOVED %d %d", x, y)
 	}
 }
+
+// cursorMoveFile is where a test asks the cursor holder to move the cursor.
+const cursorMoveFile = "/tmp/kvmgate-cursor"
 
 // watchModes prints the preferred (first) mode of the first DRM connector
 // whenever it changes.
@@ -283,6 +304,24 @@ const (
 	vdAgentClipboardUTF8Text = 1
 	vdAgentMaxData           = 2048
 )
+
+// agentPort reads the agent's virtio port. virtio_console answers a read
+// with end of file while the host side is not connected, which it is not
+// for a moment after the guest opens the port (QEMU connects the SPICE
+// server to it on that open): then it waits and reads again, rather than
+// racing QEMU.
+type agentPort struct{ f *os.File }
+
+func (p agentPort) Read(b []byte) (int, error) {
+	for {
+		n, err := p.f.Read(b)
+		if n == 0 && err == io.EOF {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		return n, err
+	}
+}
 
 // runAgent serves the VD agent port until it fails, and returns why.
 func runAgent(text string) error {
@@ -325,12 +364,12 @@ func runAgent(text string) error {
 	var stream []byte // the client port's message stream
 	hdr := make([]byte, 8)
 	for {
-		if _, err := readFull(f, hdr); err != nil {
+		if _, err := io.ReadFull(agentPort{f}, hdr); err != nil {
 			return err
 		}
 		portNum, size := le.Uint32(hdr), le.Uint32(hdr[4:])
 		chunk := make([]byte, size)
-		if _, err := readFull(f, chunk); err != nil {
+		if _, err := io.ReadFull(agentPort{f}, chunk); err != nil {
 			return err
 		}
 		if portNum != vdpClientPort {
