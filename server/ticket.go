@@ -57,6 +57,7 @@ func NewTickets(key []byte, ttl time.Duration) *Tickets {
 		key = make([]byte, 32)
 		_, _ = rand.Read(key)
 	}
+	ttl = ttl.Truncate(time.Millisecond)
 	if ttl <= 0 {
 		ttl = DefaultTicketTTL
 	}
@@ -75,7 +76,16 @@ func (t *Tickets) mac(payload []byte) []byte {
 
 // Issue returns a new ticket for target and its expiry time.
 func (t *Tickets) Issue(target string) (string, time.Time) {
-	exp := t.now().Add(t.ttl).Truncate(time.Millisecond)
+	// The issue time, in whole milliseconds, is exp − TTL; a ticket for a
+	// target revoked in this very millisecond starts in the next one, so
+	// Verify can tell it from the revoked ones.
+	issued := t.now().Truncate(time.Millisecond)
+	t.mu.Lock()
+	if at, ok := t.revoked[target]; ok && !issued.After(at) {
+		issued = at.Add(time.Millisecond)
+	}
+	t.mu.Unlock()
+	exp := issued.Add(t.ttl)
 	payload := make([]byte, ticketHeader, ticketHeader+len(target))
 	payload[0] = ticketVersion
 	binary.BigEndian.PutUint64(payload[1:9], uint64(exp.UnixMilli()))
@@ -114,8 +124,8 @@ func (t *Tickets) Verify(ticket string) (string, error) {
 	t.mu.Lock()
 	at, ok := t.revoked[target]
 	t.mu.Unlock()
-	// A ticket was issued at exp − TTL; those issued up to the revocation
-	// are void.
+	// A ticket was issued at exp − TTL; those issued up to the revocation's
+	// millisecond are void.
 	if ok && !exp.Add(-t.ttl).After(at) {
 		return "", ErrTicketRevoked
 	}
@@ -124,7 +134,7 @@ func (t *Tickets) Verify(ticket string) (string, error) {
 
 // Revoke voids every ticket issued for target up to now.
 func (t *Tickets) Revoke(target string) {
-	now := t.now()
+	now := t.now().Truncate(time.Millisecond)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for tg, at := range t.revoked {
