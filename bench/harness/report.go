@@ -28,9 +28,18 @@ func replayed(b Result) bool { return strings.HasSuffix(b.BaselinePath, "replaye
 // WriteTable writes the results as an aligned text table.
 func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tencoder\tlink\tframes\tKiB\t×noVNC\tCPU µs/frame\tPSNR dB\tmin dB\tSSIM\tfinal dB\tlossless after\t")
+	fmt.Fprintln(tw, "workload\tencoder\tlink\temu\tframes\tKiB\t×noVNC\tCPU µs/frame\tPSNR dB\tmin dB\tSSIM\tfinal dB\tlossless after\tkey p50/p95 ms\tage p95 ms\t")
 	starred := false
+	var missing []string
 	for _, r := range rs {
+		if r.Unavailable != "" {
+			m := r.Encoder + ": " + r.Unavailable
+			if !slices.Contains(missing, m) {
+				missing = append(missing, m)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tunavailable\t\t\t\t\t\t\t\t\t\t\t\n", r.Workload, r.Encoder, r.Link, r.Emulator)
+			continue
+		}
 		ratio := "—"
 		if b, ok := baselineFor(rs, r); ok && b.WireBytes > 0 {
 			ratio = fmt.Sprintf("%.2f", float64(r.WireBytes)/float64(b.WireBytes))
@@ -39,26 +48,47 @@ func WriteTable(w io.Writer, rs []Result) error {
 				starred = true
 			}
 		}
-		cpu := "—"
+		cpu, keys, age := "—", "—", "—"
 		if r.Encoder != Baseline {
 			cpu = fmt.Sprintf("%.0f", r.CPUPerFrameUs)
+			age = fmt.Sprintf("%.0f", r.AgeP95Ms)
+		}
+		if r.KeysSent > 0 {
+			keys = fmt.Sprintf("%s/%s", r.KeyP50Ms, r.KeyP95Ms)
+			if r.KeysSeen < r.KeysSent {
+				keys += fmt.Sprintf(" (%d of %d)", r.KeysSeen, r.KeysSent)
+			}
 		}
 		after := "never"
 		if r.LosslessAfterMs >= 0 {
 			after = fmt.Sprintf("%.0f ms", r.LosslessAfterMs)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.1f\t%s\t%s\t%s\t%s\t%.4f\t%s\t%s\t\n",
-			r.Workload, r.Encoder, r.Link, r.Frames, r.SourceFrames, float64(r.WireBytes)/1024, ratio,
-			cpu, r.PSNR, r.MinPSNR, r.SSIM, r.FinalPSNR, after)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%.1f\t%s\t%s\t%s\t%s\t%.4f\t%s\t%s\t%s\t%s\t\n",
+			r.Workload, r.Encoder, r.Link, emuShort(r.Emulator), r.Frames, r.SourceFrames, float64(r.WireBytes)/1024, ratio,
+			cpu, r.PSNR, r.MinPSNR, r.SSIM, r.FinalPSNR, after, keys, age)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if starred {
-		_, err := fmt.Fprintln(w, "* baseline: loopback recording replayed over the emulated link, no re-pacing (an upper bound on its bytes)")
-		return err
+		if _, err := fmt.Fprintln(w, "* baseline: loopback recording replayed over the emulated link, no re-pacing (an upper bound on its bytes)"); err != nil {
+			return err
+		}
+	}
+	for _, m := range missing {
+		if _, err := fmt.Fprintln(w, "unavailable in this build: "+m); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// emuShort names an emulator in the table.
+func emuShort(e string) string {
+	if e == "relay (recording)" {
+		return "relay"
+	}
+	return e
 }
 
 // WriteJSON writes the results as indented JSON.
@@ -77,6 +107,7 @@ const plotCap = 100.0
 
 var encoderColours = map[string]string{
 	TilesLossless: "#1f77b4", TilesLossy: "#ff7f0e", TilesAdaptive: "#2ca02c", Baseline: "#d62728",
+	TilesPaced: "#17becf", VideoH264: "#9467bd", VideoVP8: "#8c564b",
 }
 
 // WriteSVG writes a plot of wire bytes (log scale) against PSNR, one panel
@@ -101,7 +132,7 @@ func WriteSVG(w io.Writer, rs []Result) error {
 		x0 := float64(i)*(pw+ml+mr) + ml
 		var lo, hi = math.Inf(1), math.Inf(-1)
 		for _, r := range rs {
-			if r.Workload == wl && r.WireBytes > 0 {
+			if r.Workload == wl && r.WireBytes > 0 && r.Unavailable == "" {
 				v := math.Log10(float64(r.WireBytes))
 				lo, hi = math.Min(lo, v), math.Max(hi, v)
 			}
@@ -143,7 +174,7 @@ func WriteSVG(w io.Writer, rs []Result) error {
 		labels := map[spot][]string{}
 		var order []spot
 		for _, r := range rs {
-			if r.Workload != wl || r.WireBytes <= 0 {
+			if r.Workload != wl || r.WireBytes <= 0 || r.Unavailable != "" {
 				continue
 			}
 			x, y := px(r.WireBytes), py(float64(r.PSNR))
@@ -166,7 +197,7 @@ func WriteSVG(w io.Writer, rs []Result) error {
 	for _, e := range Encoders {
 		fmt.Fprintf(&b, `<circle cx="%.0f" cy="%.0f" r="5" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n",
 			lx, height-12, encoderColours[e], lx+8, height-8, e)
-		lx += 140
+		lx += 110
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())

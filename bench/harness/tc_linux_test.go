@@ -1,0 +1,81 @@
+package harness
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTCLink sends 125 kB over a veth pair shaped to 1 Mbit/s by tc tbf:
+// the transfer takes about a second (asserted loosely, 0.5-3 s, for a
+// loaded machine), the delay and loss model lands on top, and the
+// namespaces are gone afterwards.
+func TestTCLink(t *testing.T) {
+	l := Link{Name: "test-1mbit", Bitrate: 1e6, RTT: 100 * time.Millisecond}
+	emu, err := newTCEmulator(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := emu.(*tcEmulator)
+	ns := e.tc.ns
+	t.Cleanup(func() { emu.close() })
+	start := emu.wait(0)
+	var ids []int
+	for range 25 {
+		ids = append(ids, emu.send(emu.wait(0), 5000))
+	}
+	done, ok := emu.drained(maxTime)
+	if !ok {
+		t.Fatal("drained reported a busy link with no deadline")
+	}
+	took := done - start
+	if took < 500*time.Millisecond || took > 3*time.Second {
+		t.Errorf("125 kB over 1 Mbit/s took %v, want about 1 s", took)
+	}
+	if err := emu.close(); err != nil {
+		t.Fatal(err)
+	}
+	last := emu.arrival(ids[len(ids)-1])
+	if d := last - done; d < l.RTT/2 || d > l.RTT/2+time.Millisecond {
+		t.Errorf("last arrival %v after draining, want RTT/2 = %v", d, l.RTT/2)
+	}
+	for i := 1; i < len(ids); i++ {
+		if emu.arrival(ids[i]) < emu.arrival(ids[i-1]) {
+			t.Errorf("message %d arrived before message %d", i, i-1)
+		}
+	}
+	for _, n := range ns {
+		if _, err := os.Stat("/run/netns/" + n); err == nil {
+			t.Errorf("namespace %s left behind", n)
+		}
+	}
+	t.Logf("125 kB in %v over tbf 1 Mbit/s", took)
+}
+
+// TestTCLinkFailureCleansUp makes the link setup fail after the
+// namespaces exist (an invalid rate) and checks that none are left.
+func TestTCLinkFailureCleansUp(t *testing.T) {
+	before := benchNamespaces(t)
+	if _, err := newTCLink(Link{Name: "bad", Bitrate: 0}); err == nil {
+		t.Fatal("a link of 0 bit/s was set up")
+	}
+	if after := benchNamespaces(t); len(after) != len(before) {
+		t.Errorf("namespaces before %v, after a failed setup %v", before, after)
+	}
+}
+
+func benchNamespaces(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tcPrefix+"-") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
