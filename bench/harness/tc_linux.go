@@ -32,8 +32,8 @@ type tcLink struct {
 	ns     [2]string // sender, receiver
 	send   net.Conn  // in the sender's namespace
 	recv   net.Conn  // in the receiver's namespace
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the rate changer has stopped
+	cancel context.CancelFunc // stops the rate changer; nil until started
+	done   chan struct{}      // closed when the rate changer has stopped
 }
 
 // tbfArgs returns the tc arguments shaping the sender's end to bps: the
@@ -152,9 +152,6 @@ func newTCLink(l Link) (_ *tcLink, err error) {
 	case <-time.After(5 * time.Second):
 		return nil, errors.New("harness: tc link: accept timed out")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.cancel = cancel
-	go t.changeRate(ctx)
 	return t, nil
 }
 
@@ -206,14 +203,22 @@ func setns(fd uintptr) error {
 	return nil
 }
 
-// changeRate follows a variable link's steps with tc qdisc change, from the
-// link's creation on.
-func (t *tcLink) changeRate(ctx context.Context) {
+// startRates follows a variable link's steps with tc qdisc change from
+// start (harness time 0) on, until close.
+func (t *tcLink) startRates(start time.Time) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	go t.changeRate(ctx, start)
+}
+
+func (t *tcLink) changeRate(ctx context.Context, start time.Time) {
 	defer close(t.done)
 	if !t.link.Variable() {
 		return
 	}
-	start := time.Now()
+	if bps, _ := t.link.rateAt(time.Since(start)); bps != t.link.Bitrate {
+		_ = command("tc", tbfArgs("change", t.ns[0], bps)...)
+	}
 	for {
 		_, left := t.link.rateAt(time.Since(start))
 		select {
@@ -229,8 +234,10 @@ func (t *tcLink) changeRate(ctx context.Context) {
 // close closes the connection and removes the namespaces (and with them
 // the veth pair and its qdisc).
 func (t *tcLink) close() error {
-	t.cancel()
-	<-t.done
+	if t.cancel != nil {
+		t.cancel()
+		<-t.done
+	}
 	t.send.Close()
 	t.recv.Close()
 	var errs []error
@@ -285,6 +292,7 @@ func newTCEmulator(l Link) (linkEmulator, error) {
 func (e *tcEmulator) now(t time.Duration) time.Duration {
 	if e.base.IsZero() {
 		e.base = time.Now().Add(-t)
+		e.tc.startRates(e.base)
 	}
 	return time.Since(e.base)
 }
