@@ -29,9 +29,9 @@ var tcSeq atomic.Int64
 // end shaped by a tc tbf qdisc, with one TCP connection across it.
 type tcLink struct {
 	link   Link
-	ns     [2]string // sender, receiver
-	send   net.Conn  // in the sender's namespace
-	recv   net.Conn  // in the receiver's namespace
+	ns     [2]string          // sender, receiver
+	send   net.Conn           // in the sender's namespace
+	recv   net.Conn           // in the receiver's namespace
 	cancel context.CancelFunc // stops the rate changer; nil until started
 	done   chan struct{}      // closed when the rate changer has stopped
 }

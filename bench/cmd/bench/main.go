@@ -4,7 +4,7 @@
 // bytes-versus-PSNR plot. Usage:
 //
 //	go run [-tags libvpx,openh264] ./bench/cmd/bench [--quick] [--emulator inproc|tc]
-//	    [--json FILE] [--svg FILE] [--workloads a,b] [--encoders a,b] [--links a,b]
+//	    [--json FILE] [--svg FILE] [--latency-svg FILE] [--workloads a,b] [--encoders a,b] [--links a,b]
 //	    [--data bench/testdata]
 //
 // The video configurations need the build tags; without them they are
@@ -48,6 +48,7 @@ func run() error {
 	quick := flag.Bool("quick", false, "reduced matrix: LAN and 256 kbit/s links only, no legibility run on LAN")
 	jsonPath := flag.String("json", "", "write the results, legibility runs and goals as JSON to this file")
 	svgPath := flag.String("svg", "", "write a bytes-versus-PSNR plot to this SVG file")
+	latPath := flag.String("latency-svg", "", "write a key-to-screen latency versus link plot to this SVG file")
 	only := flag.String("workloads", "", "comma-separated workload names (default all)")
 	encs := flag.String("encoders", "", "comma-separated encoder configurations (default all: "+strings.Join(harness.Encoders, ",")+")")
 	links := flag.String("links", "", "comma-separated link profiles (default all)")
@@ -153,6 +154,11 @@ func run() error {
 	}
 	if *svgPath != "" {
 		if err := writeFile(*svgPath, func(f *os.File) error { return harness.WriteSVG(f, all) }); err != nil {
+			return err
+		}
+	}
+	if *latPath != "" {
+		if err := writeFile(*latPath, func(f *os.File) error { return harness.WriteLatencySVG(f, all) }); err != nil {
 			return err
 		}
 	}
