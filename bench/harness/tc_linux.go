@@ -366,7 +366,9 @@ func (e *tcEmulator) send(t time.Duration, n int) int {
 }
 
 func (e *tcEmulator) drained(by time.Duration) (time.Duration, bool) {
-	e.now(by)
+	if e.base.IsZero() {
+		return 0, true // nothing sent yet; the clock starts with wait
+	}
 	for {
 		e.mu.Lock()
 		n, ch := len(e.got), e.changed

@@ -20,7 +20,15 @@ func TestTCLink(t *testing.T) {
 	e := emu.(*tcEmulator)
 	ns := e.tc.ns
 	t.Cleanup(func() { emu.close() })
+	// Asking before anything is sent must not start the clock at the
+	// deadline asked about.
+	if d, ok := emu.drained(10 * time.Second); !ok || d != 0 {
+		t.Fatalf("drained before any send = %v, %v; want 0, true", d, ok)
+	}
 	start := emu.wait(0)
+	if start > 100*time.Millisecond {
+		t.Fatalf("the clock starts at %v, want about 0", start)
+	}
 	var ids []int
 	for range 25 {
 		ids = append(ids, emu.send(emu.wait(0), 5000))
