@@ -73,6 +73,7 @@ func (r *Refiner) Append(dst []byte, enc *tiles.Encoder, src *framebuffer.Canvas
 		return dst, nil
 	}
 	r.rects = enc.LossyRects(r.rects[:0])
+	n := len(dst)
 	var err error
 	for _, rc := range r.rects {
 		for x := rc.X; x < rc.X+rc.W; x += pieceW {
@@ -84,6 +85,11 @@ func (r *Refiner) Append(dst []byte, enc *tiles.Encoder, src *framebuffer.Canvas
 				return dst, nil
 			}
 		}
+	}
+	if len(dst) == n {
+		// Nothing left that encodes to anything (lossy tiles off the
+		// picture): stop, so that a sender does not spin on Active.
+		r.active = false
 	}
 	return dst, nil
 }
