@@ -258,8 +258,9 @@ type stream struct {
 	cont   chan struct{}
 	errc   chan error
 	cur    fbs.Frame
-	ok     bool          // cur holds a frame not yet released
-	bs     *baseSource   // nil for the source stream
+	ok     bool        // cur holds a frame not yet released
+	bs     *baseSource // nil for the source stream
+	ctx    context.Context
 	end    time.Duration // the recording's last block
 }
 
@@ -281,7 +282,7 @@ func startStream(ctx context.Context, path string) (*stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stream{fb: framebuffer.New(), frames: make(chan fbs.Frame), cont: make(chan struct{}), errc: make(chan error, 1)}
+	s := &stream{fb: framebuffer.New(), frames: make(chan fbs.Frame), cont: make(chan struct{}), errc: make(chan error, 1), ctx: ctx}
 	if len(blocks) > 0 {
 		s.end = ms(blocks[len(blocks)-1].Ms)
 	}
@@ -313,7 +314,10 @@ func (s *stream) next() {
 // release lets the replay go on to the next update.
 func (s *stream) release() {
 	s.ok = false
-	s.cont <- struct{}{}
+	select {
+	case s.cont <- struct{}{}:
+	case <-s.ctx.Done(): // the replay has stopped
+	}
 }
 
 // Run measures one workload for every encoder and link of opts.
@@ -538,6 +542,9 @@ func run(ctx context.Context, w Workload, opts Options, probesOnly bool) (_ []Re
 	var all []*sender // every sender, closed on the way out
 	defer func() {
 		for _, v := range all {
+			if a, ok := v.emu.(interface{ abort() }); ok && err != nil {
+				a.abort() // failed: do not wait for a slow link to drain
+			}
 			if cerr := v.emu.close(); cerr != nil && err == nil {
 				err = cerr
 			}

@@ -413,6 +413,13 @@ func (e *tcEmulator) rate(t time.Duration) float64 {
 	return r
 }
 
+// abort tears the connection down without waiting for the bytes still
+// queued (a run that failed); close then only cleans up.
+func (e *tcEmulator) abort() {
+	e.tc.send.Close()
+	e.tc.recv.Close()
+}
+
 func (e *tcEmulator) close() error {
 	if e.closed {
 		return nil
