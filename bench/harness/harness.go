@@ -50,6 +50,11 @@ const (
 	// take the link about 100 ms each, sent back to back, with new updates
 	// going first.
 	TilesPaced = "tiles-paced"
+	// TilesServer is server/ws.go's tiles sender with only what the server
+	// knows: at most two frames unacknowledged, quality and frame interval
+	// from server/rate.go's controller fed with acks, paced refinement once
+	// a goodput is measured (server/pacing.go). In-process emulator only.
+	TilesServer = "tiles-server"
 	// VideoH264 and VideoVP8 are WebSocket video (server/video.go) with
 	// encoders/video's openh264 and libvpx encoders at 80% of the link's
 	// rate, refined by a high-quality keyframe when the screen goes quiet.
@@ -63,7 +68,7 @@ const (
 )
 
 // Encoders lists every configuration in report order.
-var Encoders = []string{TilesLossless, TilesLossy, TilesAdaptive, TilesPaced, VideoH264, VideoVP8, Baseline}
+var Encoders = []string{TilesLossless, TilesLossy, TilesAdaptive, TilesPaced, TilesServer, VideoH264, VideoVP8, Baseline}
 
 // Workload is a pair of recordings of one session.
 type Workload struct {
@@ -497,6 +502,12 @@ func newSender(g *group, w Workload, enc string, l Link, opts Options) (*sender,
 	switch enc {
 	case TilesLossless, TilesLossy, TilesAdaptive, TilesPaced:
 		codec = newTilesCodec(enc, opts.JPEGQuality)
+	case TilesServer:
+		if opts.Emulator == EmulatorTC {
+			res.Unavailable = "in-process emulator only (acks need arrival times as frames go)"
+			return nil, res, nil
+		}
+		codec = newTilesCodec(enc, opts.JPEGQuality)
 	case VideoH264, VideoVP8:
 		if err := videoAvailable(enc); err != nil {
 			res.Unavailable = err.Error()
@@ -518,7 +529,11 @@ func newSender(g *group, w Workload, enc string, l Link, opts Options) (*sender,
 			return nil, nil, err
 		}
 	}
-	return &sender{res: res, link: l, emu: emu, v: g.sim.Subscribe(), codec: codec}, res, nil
+	v := &sender{res: res, link: l, emu: emu, v: g.sim.Subscribe(), codec: codec}
+	if enc == TilesServer {
+		v.acks = &acker{rtt: l.RTT}
+	}
+	return v, res, nil
 }
 
 // run measures one workload for every encoder and link of opts; with

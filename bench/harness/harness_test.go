@@ -70,7 +70,7 @@ func TestRunQuickSmallest(t *testing.T) {
 			if r.LosslessAfterMs < 0 {
 				t.Errorf("%s: never lossless", name)
 			}
-		case TilesLossy, TilesAdaptive, TilesPaced, VideoH264, VideoVP8:
+		case TilesLossy, TilesAdaptive, TilesPaced, TilesServer, VideoH264, VideoVP8:
 			if r.PSNR < 30 || r.FinalPSNR < 30 {
 				t.Errorf("%s: PSNR %v dB, final %v dB: want at least 30", name, r.PSNR, r.FinalPSNR)
 			}
@@ -82,7 +82,7 @@ func TestRunQuickSmallest(t *testing.T) {
 				t.Errorf("%s: baseline path %q, throttled recording present: %v", name, r.BaselinePath, ok)
 			}
 		}
-		if (r.Encoder == TilesAdaptive || r.Encoder == TilesPaced) && r.LosslessAfterMs < 0 {
+		if (r.Encoder == TilesAdaptive || r.Encoder == TilesPaced || r.Encoder == TilesServer) && r.LosslessAfterMs < 0 {
 			t.Errorf("%s: adaptive never refined to lossless", name)
 		}
 	}

@@ -108,7 +108,7 @@ const plotCap = 100.0
 
 var encoderColours = map[string]string{
 	TilesLossless: "#1f77b4", TilesLossy: "#ff7f0e", TilesAdaptive: "#2ca02c", Baseline: "#d62728",
-	TilesPaced: "#17becf", VideoH264: "#9467bd", VideoVP8: "#8c564b",
+	TilesPaced: "#17becf", TilesServer: "#bcbd22", VideoH264: "#9467bd", VideoVP8: "#8c564b",
 }
 
 // WriteSVG writes a plot of wire bytes (log scale) against PSNR, one panel
@@ -198,7 +198,7 @@ func WriteSVG(w io.Writer, rs []Result) error {
 	for _, e := range Encoders {
 		fmt.Fprintf(&b, `<circle cx="%.0f" cy="%.0f" r="5" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n",
 			lx, height-12, encoderColours[e], lx+8, height-8, e)
-		lx += 110
+		lx += 100
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())

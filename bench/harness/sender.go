@@ -64,6 +64,7 @@ type sender struct {
 	mirror framebuffer.Canvas
 	codec  frameCodec
 	probe  *keyProbe // nil unless this sender measures key echo
+	acks   *acker    // TilesServer: ack-driven flow and rate control
 
 	dirty     bool
 	sentAny   bool
@@ -86,6 +87,9 @@ func (v *sender) interval(t time.Duration) time.Duration {
 
 // step handles a picture published at t that stays current until next.
 func (v *sender) step(t, next time.Duration) error {
+	if v.acks != nil {
+		return v.stepServer(t, next)
+	}
 	v.dirty = true
 	for {
 		d, ok := v.emu.drained(next)
@@ -220,7 +224,11 @@ type tilesCodec struct {
 	adapt bool
 	paced bool // TilesPaced: refinement in budget-sized pieces
 	ref   pacing.Refiner
-	buf   []byte
+	// server: TilesServer, whose q, paced and bps stepServer sets from
+	// the measured goodput before each frame.
+	server bool
+	bps    float64
+	buf    []byte
 }
 
 func newTilesCodec(enc string, jpegQ int) *tilesCodec {
@@ -232,6 +240,8 @@ func newTilesCodec(enc string, jpegQ int) *tilesCodec {
 		c.adapt = true
 	case TilesPaced:
 		c.adapt, c.paced = true, true
+	case TilesServer:
+		c.adapt, c.server = true, true
 	}
 	return c
 }
@@ -253,7 +263,7 @@ func adaptiveQuality(bw float64) tiles.Quality {
 
 func (c *tilesCodec) adaptive() bool    { return c.adapt }
 func (c *tilesCodec) needsRefine() bool { return c.enc.Lossy() }
-func (c *tilesCodec) refining() bool    { return c.paced && c.ref.Active(c.enc) }
+func (c *tilesCodec) refining() bool    { return (c.paced || c.server) && c.ref.Active(c.enc) }
 func (c *tilesCodec) close()            {}
 func (c *tilesCodec) picture() *framebuffer.Canvas {
 	return &c.dec.Canvas
@@ -281,7 +291,10 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 		buf = tiles.AppendCursor(buf, u.Cursor)
 	}
 	q := c.q
-	if c.adapt {
+	switch {
+	case c.server:
+		bps = c.bps
+	case c.adapt:
 		q = adaptiveQuality(bps / 8)
 	}
 	if c.paced {

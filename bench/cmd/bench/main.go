@@ -16,6 +16,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -117,7 +118,7 @@ func run() error {
 		if *quick && *links == "" {
 			legLinks = []harness.Link{poor}
 		}
-		legEncs := []string{harness.TilesLossless, harness.TilesAdaptive, harness.TilesPaced, harness.VideoH264, harness.VideoVP8}
+		legEncs := []string{harness.TilesLossless, harness.TilesAdaptive, harness.TilesPaced, harness.TilesServer, harness.VideoH264, harness.VideoVP8}
 		if opts.Encoders != nil {
 			legEncs = slices.DeleteFunc(slices.Clone(opts.Encoders), func(e string) bool { return e == harness.Baseline })
 		}
@@ -125,7 +126,7 @@ func run() error {
 			for _, e := range legEncs {
 				r, err := harness.RunLegibility(ctx, console, e, l, opts)
 				if err != nil {
-					if strings.Contains(err.Error(), "not available") {
+					if errors.Is(err, harness.ErrUnavailable) {
 						continue // video without its build tag: the table says so
 					}
 					return err
