@@ -58,3 +58,27 @@ func (vc *viewerConn) appendRefinement(buf []byte, sent int) ([]byte, int, error
 func (vc *viewerConn) refining() bool {
 	return vc.video == nil && vc.refiner.Active(vc.enc)
 }
+
+// slowStartBytes is the frame size from which slow start holds the next
+// frame back; it is server/rate.go's smallest frame that measures goodput.
+const slowStartBytes = 16 << 10
+
+// slowStart reports whether the sender must wait for acks before the next
+// frame although fewer than MaxInflight are unacknowledged: until a
+// goodput is measured, no frame goes while one of slowStartBytes or more
+// awaits its ack. Without it, photos on a 256 kbit/s link went out as
+// lossless frames of ~130 KiB back to back before the first ack could
+// tell the rate controller the link was slow: seconds of backlog
+// (docs/benchmarks.md, tiles-server). On a LAN the ack comes within a
+// millisecond.
+func (vc *viewerConn) slowStart() bool {
+	if vc.rc.bw > 0 {
+		return false
+	}
+	for _, f := range vc.inflight {
+		if f.bytes >= slowStartBytes {
+			return true
+		}
+	}
+	return false
+}

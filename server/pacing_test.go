@@ -86,3 +86,22 @@ func TestPacedRefinement(t *testing.T) {
 		t.Error("without a measured goodput the refinement is not sendFrame's")
 	}
 }
+
+func TestSlowStart(t *testing.T) {
+	vc := &viewerConn{rc: newRateController()}
+	if vc.slowStart() {
+		t.Error("slow start with nothing in flight")
+	}
+	vc.inflight = []inflightFrame{{n: 1, bytes: 1000}}
+	if vc.slowStart() {
+		t.Error("slow start behind a small frame")
+	}
+	vc.inflight = append(vc.inflight, inflightFrame{n: 2, bytes: slowStartBytes})
+	if !vc.slowStart() {
+		t.Error("no slow start behind a large frame on an unmeasured link")
+	}
+	vc.rc.bw = 1 << 20
+	if vc.slowStart() {
+		t.Error("slow start once the goodput is measured")
+	}
+}

@@ -390,7 +390,7 @@ func (vc *viewerConn) loop() {
 	for {
 		// Send what may be sent now; otherwise work out when to wake.
 		wake := time.Duration(-1)
-		if len(vc.inflight) < MaxInflight {
+		if len(vc.inflight) < MaxInflight && !vc.slowStart() {
 			now := time.Now()
 			switch {
 			case dirty:

@@ -119,9 +119,16 @@ func newKeyProbe(keys []keyEvent) *keyProbe {
 	return p
 }
 
+// check notes the frame id whose picture pic shows. A console's echoes
+// accumulate (the characters stay on the line), so seeing key n's echo
+// also shows every earlier key not seen yet.
 func (p *keyProbe) check(pic *framebuffer.Canvas, id int) {
-	if n := readEcho(pic); n > 0 && n <= len(p.seen) && p.seen[n-1] < 0 {
-		p.seen[n-1] = id
+	n := readEcho(pic)
+	if n <= 0 || n > len(p.seen) {
+		return
+	}
+	for i := n - 1; i >= 0 && p.seen[i] < 0; i-- {
+		p.seen[i] = id
 	}
 }
 

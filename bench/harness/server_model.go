@@ -13,7 +13,9 @@ import (
 // after its frame arrived), and its quality and frame interval come from
 // serverRate, a copy of server/rate.go's controller fed with those acks.
 // Refinement is paced as server/pacing.go does it: piece by piece once a
-// goodput is measured and tiles are lossy; otherwise in one frame.
+// goodput is measured and tiles are lossy; otherwise in one frame. Until a
+// goodput is measured, a frame of 16 KiB or more waits for the ack of the
+// previous one (server/pacing.go's slow start).
 
 // serverMaxInflight is server/ws.go's MaxInflight.
 const serverMaxInflight = 2
@@ -46,13 +48,6 @@ func (c *serverRate) acked(bytes int, rtt time.Duration) {
 			c.bw += (sample - c.bw) / 4
 		}
 	}
-}
-
-func (c *serverRate) quality() tiles.Quality {
-	if c.bw == 0 {
-		return tiles.Quality{}
-	}
-	return adaptiveQuality(c.bw)
 }
 
 func (c *serverRate) interval() time.Duration {
@@ -97,6 +92,16 @@ func (a *acker) freeAt(emu linkEmulator, n int) time.Duration {
 	return a.ackAt(emu, a.inflight[len(a.inflight)-n])
 }
 
+// bigInflight reports whether a frame of at least 16 KiB awaits its ack.
+func (a *acker) bigInflight() bool {
+	for _, f := range a.inflight {
+		if f.bytes >= 16<<10 {
+			return true
+		}
+	}
+	return false
+}
+
 // stepServer is step for TilesServer: the sender of server/ws.go's loop.
 func (v *sender) stepServer(t, next time.Duration) error {
 	v.dirty = true
@@ -109,6 +114,11 @@ func (v *sender) stepServer(t, next time.Duration) error {
 		switch {
 		case v.dirty:
 			at = max(t, a.freeAt(v.emu, serverMaxInflight))
+			if a.rate.bw == 0 && a.bigInflight() {
+				// server/pacing.go's slow start: one large frame at a
+				// time until a goodput is measured.
+				at = max(at, a.freeAt(v.emu, 1))
+			}
 			if v.sentAny {
 				at = max(at, v.lastSend+a.rate.interval())
 			}
@@ -132,9 +142,13 @@ func (v *sender) stepServer(t, next time.Duration) error {
 			t = at
 			continue
 		}
-		c.q = a.rate.quality()
-		c.paced = c.q.Lossy && a.rate.bw > 0
-		c.bps = a.rate.bw * 8
+		bw := a.rate.bw
+		c.q = tiles.Quality{}
+		if bw > 0 {
+			c.q = adaptiveQuality(bw)
+		}
+		c.paced = c.q.Lossy && bw > 0
+		c.bps = bw * 8
 		frames := len(v.frames)
 		if err := v.send(at, refine); err != nil {
 			return err
