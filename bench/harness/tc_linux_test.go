@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"context"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -86,4 +88,43 @@ func benchNamespaces(t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+// TestRunTC replays the smallest workload (SeaBIOS, 10 s of real time)
+// through one viewer over a tc link and checks it against the in-process
+// run of the same viewer: the same picture at the end, about the same
+// bytes (real time may merge a frame or two), and no namespace left.
+func TestRunTC(t *testing.T) {
+	w := smallest(t)
+	l, _ := ProfileByName("1mbit-150ms")
+	opts := Options{Encoders: []string{TilesPaced}, Links: []Link{l}, NoKeys: true}
+	want, err := Run(context.Background(), w, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := benchNamespaces(t)
+	opts.Emulator = EmulatorTC
+	got, err := Run(context.Background(), w, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(want) != 1 {
+		t.Fatalf("%d tc results, %d in-process: want 1 each", len(got), len(want))
+	}
+	g, i := got[0], want[0]
+	if g.Emulator != EmulatorTC || i.Emulator != EmulatorInProc {
+		t.Errorf("emulators %q and %q", g.Emulator, i.Emulator)
+	}
+	if !math.IsInf(float64(g.FinalPSNR), 1) || g.LosslessAfterMs < 0 {
+		t.Errorf("tc: final PSNR %v, lossless after %v: want the exact last picture", g.FinalPSNR, g.LosslessAfterMs)
+	}
+	if r := float64(g.WireBytes) / float64(i.WireBytes); r < 0.8 || r > 1.2 {
+		t.Errorf("tc sent %d bytes, in-process %d", g.WireBytes, i.WireBytes)
+	}
+	if g.LastArrivalMs < float64(l.RTT/2/time.Millisecond) {
+		t.Errorf("tc: last arrival at %v ms, before the one-way delay", g.LastArrivalMs)
+	}
+	if after := benchNamespaces(t); len(after) != len(before) {
+		t.Errorf("namespaces before %v, after %v", before, after)
+	}
 }
