@@ -93,7 +93,8 @@ func benchNamespaces(t *testing.T) []string {
 // TestRunTC replays the smallest workload (SeaBIOS, 10 s of real time)
 // through one viewer over a tc link and checks it against the in-process
 // run of the same viewer: the same picture at the end, about the same
-// bytes (real time may merge a frame or two), and no namespace left.
+// bytes (real time may merge frames on a loaded machine: asserted within
+// half to one and a half times), and no namespace left.
 func TestRunTC(t *testing.T) {
 	w := smallest(t)
 	l, _ := ProfileByName("1mbit-150ms")
@@ -118,7 +119,7 @@ func TestRunTC(t *testing.T) {
 	if !math.IsInf(float64(g.FinalPSNR), 1) || g.LosslessAfterMs < 0 {
 		t.Errorf("tc: final PSNR %v, lossless after %v: want the exact last picture", g.FinalPSNR, g.LosslessAfterMs)
 	}
-	if r := float64(g.WireBytes) / float64(i.WireBytes); r < 0.8 || r > 1.2 {
+	if r := float64(g.WireBytes) / float64(i.WireBytes); r < 0.5 || r > 1.5 {
 		t.Errorf("tc sent %d bytes, in-process %d", g.WireBytes, i.WireBytes)
 	}
 	if g.LastArrivalMs < float64(l.RTT/2/time.Millisecond) {
