@@ -267,10 +267,10 @@ type tcEmulator struct {
 
 	mu sync.Mutex
 	// mu guards the following.
-	ids     int             // messages sent
-	lost    []int           // segments lost per message
-	got     []time.Duration // wall arrival (harness time) per message received
-	changed chan struct{}   // closed and replaced when got grows
+	ids     int           // messages sent
+	lost    []int         // segments lost per message
+	got     []time.Time   // wall clock arrival of each message received
+	changed chan struct{} // closed and replaced when got grows
 	closed  bool
 	final   []time.Duration // arrivals, computed by close
 }
@@ -335,7 +335,7 @@ func (e *tcEmulator) reader() {
 				return
 			}
 		}
-		at := time.Since(e.base)
+		at := time.Now()
 		e.mu.Lock()
 		if id != len(e.got) {
 			e.mu.Unlock()
@@ -374,7 +374,7 @@ func (e *tcEmulator) drained(by time.Duration) (time.Duration, bool) {
 		n, ch := len(e.got), e.changed
 		var last time.Duration
 		if n > 0 {
-			last = e.got[n-1]
+			last = e.got[n-1].Sub(e.base)
 		}
 		done := n == e.ids
 		e.mu.Unlock()
@@ -440,7 +440,7 @@ func (e *tcEmulator) close() error {
 	m := lossModel{link: e.tc.link}
 	for i, at := range e.got {
 		if i < len(e.lost) {
-			e.final = append(e.final, m.arrive(at, e.lost[i]))
+			e.final = append(e.final, m.arrive(at.Sub(e.base), e.lost[i]))
 		}
 	}
 	if err == nil && len(e.final) != e.ids {
