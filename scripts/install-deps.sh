@@ -16,6 +16,7 @@ DEBIAN_PACKAGES=(
 	websockify tigervnc-viewer
 	spice-client-gtk spice-html5 spice-vdagent xclip xdotool
 	libvpx-dev libopenh264-dev
+	iproute2
 )
 
 # staticcheck release used by scripts/test.sh (2026.2.2; needs Go >= 1.26).

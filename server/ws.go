@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"kvmgate/encoders/pacing"
 	"kvmgate/encoders/tiles"
 	"kvmgate/framebuffer"
 	"kvmgate/input"
@@ -270,6 +271,7 @@ type viewerConn struct {
 	lastStatus  session.Status
 	want        transportRequest // the transport asked for in the URL
 	video       *videoSender     // nil: tiles (server/video.go)
+	refiner     pacing.Refiner   // paced refinement (server/pacing.go)
 }
 
 func (vc *viewerConn) run() {
@@ -395,7 +397,7 @@ func (vc *viewerConn) loop() {
 	for {
 		// Send what may be sent now; otherwise work out when to wake.
 		wake := time.Duration(-1)
-		if len(vc.inflight) < MaxInflight {
+		if len(vc.inflight) < MaxInflight && !vc.slowStart() {
 			now := time.Now()
 			switch {
 			case dirty:
@@ -406,6 +408,12 @@ func (vc *viewerConn) loop() {
 						return
 					}
 					dirty = false
+				}
+			case vc.refining():
+				if at := vc.lastFrameAt.Add(vc.rc.interval()); now.Before(at) {
+					wake = at.Sub(now)
+				} else if err := vc.sendNext(true); err != nil {
+					return
 				}
 			case len(vc.inflight) == 0 && vc.needsRefine():
 				if at := vc.lastFrameAt.Add(refineDelay); now.Before(at) {
@@ -564,6 +572,7 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 	q := vc.rc.quality
 	// Areas sent lossily are refined when the screen went quiet, or with
 	// the next frame once lossy encoding is off.
+	refine = vc.paceRefine(refine, rects)
 	lossyFrom := len(rects)
 	if refine || !q.Lossy {
 		rects = vc.enc.LossyRects(rects)
@@ -586,6 +595,11 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 			buf = buf[:0]
 		}
 	}
+	buf, n, err := vc.appendRefinement(buf, sent)
+	if err != nil {
+		return err
+	}
+	records += n
 	if records == 0 {
 		vc.buf = buf
 		return nil

@@ -24,13 +24,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"kvmgate/bench/fbs"
 	"kvmgate/encoders/tiles"
-	"kvmgate/encoders/tiles/tilestest"
 	"kvmgate/framebuffer"
 )
 
@@ -45,13 +45,30 @@ const (
 	// controller picks for the link's goodput, its frame interval, and
 	// refinement to lossless after 300 ms without changes.
 	TilesAdaptive = "tiles-adaptive"
+	// TilesPaced is TilesAdaptive with encoders/pacing's refinement: once
+	// the screen is quiet, lossily sent areas are refined in pieces that
+	// take the link about 100 ms each, sent back to back, with new updates
+	// going first.
+	TilesPaced = "tiles-paced"
+	// TilesServer is server/ws.go's tiles sender with only what the server
+	// knows: at most two frames unacknowledged, quality and frame interval
+	// from server/rate.go's controller fed with acks, paced refinement once
+	// a goodput is measured (server/pacing.go). In-process emulator only.
+	TilesServer = "tiles-server"
+	// VideoH264 and VideoVP8 are WebSocket video (server/video.go) with
+	// encoders/video's openh264 and libvpx encoders at 80% of the link's
+	// rate, refined by a high-quality keyframe when the screen goes quiet.
+	// They need the build tags openh264 and libvpx; without them they are
+	// reported as unavailable.
+	VideoH264 = "video-h264"
+	VideoVP8  = "video-vp8"
 	// Baseline is websockify+noVNC: the server's own Tight/ZRLE bytes at
 	// noVNC's default settings, passed through.
 	Baseline = "novnc-baseline"
 )
 
 // Encoders lists every configuration in report order.
-var Encoders = []string{TilesLossless, TilesLossy, TilesAdaptive, Baseline}
+var Encoders = []string{TilesLossless, TilesLossy, TilesAdaptive, TilesPaced, TilesServer, VideoH264, VideoVP8, Baseline}
 
 // Workload is a pair of recordings of one session.
 type Workload struct {
@@ -124,6 +141,12 @@ type Options struct {
 	Links []Link
 	// JPEGQuality is TilesLossy's JPEG quality (default 70).
 	JPEGQuality int
+	// Emulator is EmulatorInProc (default) or EmulatorTC. With tc every
+	// tiles and video viewer runs on its own in real time over its own
+	// tbf-shaped veth pair; the baseline always uses the in-process one.
+	Emulator string
+	// NoKeys turns off the key-to-screen latency probes.
+	NoKeys bool
 }
 
 // Result is one workload × encoder × link measurement.
@@ -131,6 +154,11 @@ type Result struct {
 	Workload string `json:"workload"`
 	Encoder  string `json:"encoder"`
 	Link     string `json:"link"`
+	// Emulator is the link emulator the figures come from.
+	Emulator string `json:"emulator"`
+	// Unavailable says why the configuration could not run (a video codec
+	// not compiled in); the figures are then zero.
+	Unavailable string `json:"unavailable,omitempty"`
 	// SourceFrames is the number of updates in the source recording;
 	// Frames the number of frames the viewer sent (all delivered: TCP),
 	// for the baseline the number of updates in its recording.
@@ -161,9 +189,45 @@ type Result struct {
 	LastArrivalMs float64 `json:"last_arrival_ms"`
 	// LostSegments is the number of TCP segments the emulator lost.
 	LostSegments int `json:"lost_segments,omitempty"`
+	// KeysSent and KeysSeen count the probe's keys and those whose echo
+	// reached the browser; KeyP50Ms and KeyP95Ms are the median and 95th
+	// percentile key-to-screen latency (a key never echoed counts as
+	// infinite).
+	KeysSent int `json:"keys_sent,omitempty"`
+	KeysSeen int `json:"keys_seen,omitempty"`
+	KeyP50Ms Ms  `json:"key_p50_ms,omitempty"`
+	KeyP95Ms Ms  `json:"key_p95_ms,omitempty"`
+	// AgeP50Ms and AgeP95Ms are the frames' ages at arrival (from the
+	// moment the sender took the picture); AgeSlope is the least-squares
+	// slope of the age against time: above 0 a backlog grows.
+	AgeP50Ms float64 `json:"age_p50_ms,omitempty"`
+	AgeP95Ms float64 `json:"age_p95_ms,omitempty"`
+	AgeSlope float64 `json:"age_slope,omitempty"`
+	// ActiveKbps is the bitrate of the frames taken while the source was
+	// changing, over that span.
+	ActiveKbps float64 `json:"active_kbps,omitempty"`
 	// BaselinePath says, for the baseline, whether its recording was made
 	// through the link or on loopback and replayed over it.
 	BaselinePath string `json:"baseline_path,omitempty"`
+}
+
+// Ms is a duration in milliseconds that may be +Inf; JSON writes +Inf as
+// the string "inf".
+type Ms float64
+
+// MarshalJSON writes +Inf as "inf".
+func (m Ms) MarshalJSON() ([]byte, error) {
+	if math.IsInf(float64(m), 1) {
+		return []byte(`"inf"`), nil
+	}
+	return []byte(fmt.Sprintf("%.1f", float64(m))), nil
+}
+
+func (m Ms) String() string {
+	if math.IsInf(float64(m), 1) {
+		return "inf"
+	}
+	return fmt.Sprintf("%.0f", float64(m))
 }
 
 // DB is a figure in decibels that may be +Inf (identical pictures); JSON
@@ -201,6 +265,8 @@ type stream struct {
 	cur    fbs.Frame
 	ok     bool        // cur holds a frame not yet released
 	bs     *baseSource // nil for the source stream
+	ctx    context.Context
+	end    time.Duration // the recording's last block
 }
 
 // baseSource is one baseline recording being replayed: its picture, its
@@ -221,7 +287,10 @@ func startStream(ctx context.Context, path string) (*stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stream{fb: framebuffer.New(), frames: make(chan fbs.Frame), cont: make(chan struct{}), errc: make(chan error, 1)}
+	s := &stream{fb: framebuffer.New(), frames: make(chan fbs.Frame), cont: make(chan struct{}), errc: make(chan error, 1), ctx: ctx}
+	if len(blocks) > 0 {
+		s.end = ms(blocks[len(blocks)-1].Ms)
+	}
 	go func() {
 		err := fbs.Replay(ctx, blocks, m, s.fb, func(f fbs.Frame) error {
 			select {
@@ -250,7 +319,10 @@ func (s *stream) next() {
 // release lets the replay go on to the next update.
 func (s *stream) release() {
 	s.ok = false
-	s.cont <- struct{}{}
+	select {
+	case s.cont <- struct{}{}:
+	case <-s.ctx.Done(): // the replay has stopped
+	}
 }
 
 // Run measures one workload for every encoder and link of opts.
@@ -264,6 +336,210 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 	if opts.JPEGQuality == 0 {
 		opts.JPEGQuality = tiles.DefaultJPEGQuality
 	}
+	switch opts.Emulator {
+	case "", EmulatorInProc:
+		opts.Emulator = EmulatorInProc
+		return run(ctx, w, opts, false)
+	case EmulatorTC:
+		return runTC(ctx, w, opts)
+	}
+	return nil, fmt.Errorf("harness: unknown emulator %q", opts.Emulator)
+}
+
+// runTC runs each tiles and video viewer alone in real time over its own
+// tc link, its key probe in a second pass, and the baselines in one pass
+// of the in-process emulator.
+func runTC(ctx context.Context, w Workload, opts Options) ([]Result, error) {
+	var out []Result
+	var base []string
+	for _, enc := range opts.Encoders {
+		if enc == Baseline {
+			base = append(base, enc)
+			continue
+		}
+		for _, l := range opts.Links {
+			one := opts
+			one.Encoders, one.Links = []string{enc}, []Link{l}
+			rs, err := run(ctx, w, one, false)
+			if err != nil {
+				return nil, err
+			}
+			if !opts.NoKeys && len(rs) == 1 && rs[0].Unavailable == "" {
+				ps, err := run(ctx, w, one, true)
+				if err != nil {
+					return nil, err
+				}
+				mergeKeys(rs, ps)
+			}
+			out = append(out, rs...)
+		}
+	}
+	if len(base) > 0 {
+		one := opts
+		one.Encoders, one.Emulator = base, EmulatorInProc
+		rs, err := run(ctx, w, one, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// mergeKeys copies the key figures of probe results into the results of
+// the same encoder and link.
+func mergeKeys(rs, probes []Result) {
+	for _, p := range probes {
+		for i := range rs {
+			if rs[i].Encoder == p.Encoder && rs[i].Link == p.Link {
+				rs[i].KeysSent, rs[i].KeysSeen = p.KeysSent, p.KeysSeen
+				rs[i].KeyP50Ms, rs[i].KeyP95Ms = p.KeyP50Ms, p.KeyP95Ms
+			}
+		}
+	}
+}
+
+// group is a framebuffer that tiles and video viewers watch, fed with the
+// source pictures; a probe group also paints the key echoes of one link
+// into its own copy of the picture.
+type group struct {
+	sim     *framebuffer.Framebuffer
+	simT    time.Duration // time of the picture sim holds; -1: none yet
+	viewers []*sender
+	// Probe groups only:
+	pc   *framebuffer.Canvas // the source picture plus the echo
+	keys []keyEvent
+	next int // the next key to echo
+	echo int // the key number shown, 0: none
+}
+
+func (g *group) advance(next time.Duration) error {
+	if g.simT < 0 {
+		return nil
+	}
+	for _, v := range g.viewers {
+		if err := v.step(g.simT, next); err != nil {
+			return fmt.Errorf("harness: %s %s %s: %w", v.res.Workload, v.res.Encoder, v.res.Link, err)
+		}
+	}
+	return nil
+}
+
+// publish gives the group the source picture ref after update u.
+func (g *group) publish(t time.Duration, ref *framebuffer.Canvas, u *framebuffer.Update) {
+	var b framebuffer.Batch
+	for _, m := range u.Moves {
+		b.Move(m.Src, m.DstX, m.DstY)
+	}
+	for _, r := range u.Damage {
+		b.Damage(r)
+	}
+	if u.CursorChanged {
+		g.sim.SetCursor(u.Cursor)
+	}
+	g.simT = t
+	if g.pc == nil {
+		g.sim.Publish(ref, &b)
+		return
+	}
+	if g.pc.W != ref.W || g.pc.H != ref.H {
+		g.pc.Resize(ref.W, ref.H)
+		g.pc.CopyFrom(ref, ref.Bounds())
+		if g.echo > 0 {
+			paintEcho(g.pc, g.echo)
+		}
+		g.sim.Publish(g.pc, &b)
+		return
+	}
+	cell := echoRect(ref.W, ref.H)
+	bounds := ref.Bounds()
+	repaint := false
+	for _, m := range u.Moves {
+		g.pc.CopyFrom(ref, m.Dst().Intersect(bounds))
+		repaint = repaint || m.Dst().Overlaps(cell)
+		if m.Src.Overlaps(cell) {
+			// The echo moved with the copy in the browser's picture but
+			// not in the source's: repaint where it landed.
+			b.Damage(framebuffer.Rect{X: cell.X + m.DstX - m.Src.X, Y: cell.Y + m.DstY - m.Src.Y, W: cell.W, H: cell.H}.Intersect(bounds))
+		}
+	}
+	for _, r := range u.Damage {
+		g.pc.CopyFrom(ref, r.Intersect(bounds))
+		repaint = repaint || r.Overlaps(cell)
+	}
+	if repaint && g.echo > 0 {
+		paintEcho(g.pc, g.echo)
+		b.Damage(cell)
+	}
+	g.sim.Publish(g.pc, &b)
+}
+
+// echoKeys paints the echo of every key that reaches the server before t,
+// letting the viewers send in between.
+func (g *group) echoKeys(t time.Duration) error {
+	for g.simT >= 0 && g.next < len(g.keys) && g.keys[g.next].arrive < t {
+		at := max(g.keys[g.next].arrive, g.simT)
+		if err := g.advance(at); err != nil {
+			return err
+		}
+		g.next++
+		g.echo = g.next
+		paintEcho(g.pc, g.echo)
+		var b framebuffer.Batch
+		b.Damage(echoRect(g.pc.W, g.pc.H))
+		g.sim.Publish(g.pc, &b)
+		g.simT = at
+	}
+	return nil
+}
+
+// newSender returns a viewer of enc on link l watching g, or an
+// unavailable result.
+func newSender(g *group, w Workload, enc string, l Link, opts Options) (*sender, *Result, error) {
+	res := newResult(w, enc, l)
+	res.Emulator = opts.Emulator
+	var codec frameCodec
+	switch enc {
+	case TilesLossless, TilesLossy, TilesAdaptive, TilesPaced:
+		codec = newTilesCodec(enc, opts.JPEGQuality)
+	case TilesServer:
+		if opts.Emulator == EmulatorTC {
+			res.Unavailable = "in-process emulator only (acks need arrival times as frames go)"
+			return nil, res, nil
+		}
+		codec = newTilesCodec(enc, opts.JPEGQuality)
+	case VideoH264, VideoVP8:
+		if err := videoAvailable(enc); err != nil {
+			res.Unavailable = err.Error()
+			return nil, res, nil
+		}
+		vc, err := newVideoCodec(videoCodecName(enc))
+		if err != nil {
+			return nil, nil, err
+		}
+		codec = vc
+	default:
+		return nil, nil, fmt.Errorf("harness: unknown encoder %q", enc)
+	}
+	var emu linkEmulator = newEmulator(l)
+	if opts.Emulator == EmulatorTC {
+		var err error
+		if emu, err = newTCEmulator(l); err != nil {
+			codec.close()
+			return nil, nil, err
+		}
+	}
+	v := &sender{res: res, link: l, emu: emu, v: g.sim.Subscribe(), codec: codec}
+	if enc == TilesServer {
+		v.acks = &acker{rtt: l.RTT}
+	}
+	return v, res, nil
+}
+
+// run measures one workload for every encoder and link of opts; with
+// probesOnly it runs only the key probes (for the tc emulator, where each
+// viewer runs alone).
+func run(ctx context.Context, w Workload, opts Options, probesOnly bool) (_ []Result, err error) {
 	// The CPU figures read this thread's usage around each encode.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -275,8 +551,21 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 		return nil, err
 	}
 	streams := []*stream{src}
-	sim := framebuffer.New()
-	var viewers []*tilesViewer
+	main := &group{sim: framebuffer.New(), simT: -1}
+	groups := []*group{main}
+	probeGroups := map[string]*group{}
+	var all []*sender // every sender, closed on the way out
+	defer func() {
+		for _, v := range all {
+			if a, ok := v.emu.(interface{ abort() }); ok && err != nil {
+				a.abort() // failed: do not wait for a slow link to drain
+			}
+			if cerr := v.emu.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	}()
+	var unavailable []Result
 	// Baselines: one stream per throttled recording used, plus the
 	// loopback one for the links that have none.
 	baseByPath := map[string]*stream{}
@@ -295,8 +584,10 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 	}
 	for _, enc := range opts.Encoders {
 		for _, l := range opts.Links {
-			switch enc {
-			case Baseline:
+			if enc == Baseline {
+				if probesOnly {
+					continue
+				}
 				path, throttled := w.Throttled[l.Name]
 				lag := skewWindow
 				if throttled {
@@ -309,8 +600,10 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 					return nil, err
 				}
 				b := &baselineViewer{res: newResult(w, enc, l)}
+				b.res.Emulator = EmulatorInProc
 				if throttled {
 					b.res.BaselinePath = "recorded through the link"
+					b.res.Emulator = "relay (recording)"
 				} else {
 					b.emu = newEmulator(l)
 					b.res.BaselinePath = "loopback recording replayed over the link"
@@ -319,34 +612,51 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 					}
 				}
 				bs.bs.viewers = append(bs.bs.viewers, b)
-			case TilesLossless, TilesLossy, TilesAdaptive:
-				viewers = append(viewers, newTilesViewer(sim, w, enc, l, opts.JPEGQuality))
-			default:
-				return nil, fmt.Errorf("harness: unknown encoder %q", enc)
+				continue
 			}
+			if !probesOnly {
+				v, res, err := newSender(main, w, enc, l, opts)
+				if err != nil {
+					return nil, err
+				}
+				if v == nil {
+					unavailable = append(unavailable, *res)
+					continue
+				}
+				all = append(all, v)
+				main.viewers = append(main.viewers, v)
+			}
+			// Key probes run alongside in virtual time; in real time (tc)
+			// each viewer runs alone, so its probe gets a pass of its own.
+			if opts.NoKeys || (opts.Emulator == EmulatorTC && !probesOnly) {
+				continue
+			}
+			pg := probeGroups[l.Name]
+			if pg == nil {
+				pg = &group{sim: framebuffer.New(), simT: -1, pc: &framebuffer.Canvas{}, keys: keySchedule(l, src.end)}
+				probeGroups[l.Name] = pg
+				groups = append(groups, pg)
+			}
+			p, _, err := newSender(pg, w, enc, l, opts)
+			if err != nil {
+				return nil, err
+			}
+			if p == nil {
+				continue
+			}
+			p.probe = newKeyProbe(pg.keys)
+			all = append(all, p)
+			pg.viewers = append(pg.viewers, p)
 		}
 	}
-	// ref mirrors the source picture as of the latest source frame. sim is
-	// the framebuffer the tiles viewers watch: it gets each source frame
-	// once the time of the frame after it is known, so a viewer's sends
-	// between the two see the right picture.
+	// ref mirrors the source picture as of the latest source frame. Each
+	// group's framebuffer gets each source frame once the time of the frame
+	// after it is known, so a viewer's sends between the two see the right
+	// picture.
 	refV := src.fb.Subscribe()
 	var ref framebuffer.Canvas
-	var batch framebuffer.Batch
-	var lastChange time.Duration
+	firstChange, lastChange := time.Duration(-1), time.Duration(0)
 	sourceFrames := 0
-	simT := time.Duration(-1) // time of the frame sim holds; -1: none yet
-	advance := func(next time.Duration) error {
-		if simT < 0 {
-			return nil
-		}
-		for _, v := range viewers {
-			if err := v.step(simT, next); err != nil {
-				return fmt.Errorf("harness: %s %s %s: %w", w.Name, v.res.Encoder, v.res.Link, err)
-			}
-		}
-		return nil
-	}
 	for _, s := range streams {
 		s.next()
 	}
@@ -369,21 +679,21 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 			sourceFrames++
 			if !u.Empty() {
 				lastChange = t
+				if firstChange < 0 {
+					firstChange = t
+				}
 			}
-			if err := advance(t); err != nil {
-				return nil, err
+			for _, g := range groups {
+				if g.pc != nil {
+					if err := g.echoKeys(t); err != nil {
+						return nil, err
+					}
+				}
+				if err := g.advance(t); err != nil {
+					return nil, err
+				}
+				g.publish(t, &ref, &u)
 			}
-			for _, m := range u.Moves {
-				batch.Move(m.Src, m.DstX, m.DstY)
-			}
-			for _, r := range u.Damage {
-				batch.Damage(r)
-			}
-			if u.CursorChanged {
-				sim.SetCursor(u.Cursor)
-			}
-			sim.Publish(&ref, &batch)
-			simT = t
 			if len(streams) > 1 {
 				tp := newTimedPic(t, &ref) // shared, never modified
 				for _, c := range streams[1:] {
@@ -406,18 +716,40 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 			return nil, err
 		}
 	}
-	if err := advance(time.Duration(math.MaxInt64)); err != nil {
-		return nil, err
+	for _, g := range groups {
+		if g.pc != nil {
+			if err := g.echoKeys(maxTime); err != nil {
+				return nil, err
+			}
+		}
+		if err := g.advance(maxTime); err != nil {
+			return nil, err
+		}
 	}
 	finalHash := hashCanvas(&ref)
-	var out []Result
-	for _, v := range viewers {
-		out = append(out, v.finish(&ref, finalHash, lastChange))
+	var out, probes []Result
+	for _, g := range groups {
+		for _, v := range g.viewers {
+			r, err := v.finish(&ref, finalHash, max(firstChange, 0), lastChange)
+			if err != nil {
+				return nil, err
+			}
+			if v.probe != nil {
+				probes = append(probes, r)
+			} else {
+				out = append(out, r)
+			}
+		}
 	}
+	if probesOnly {
+		return probes, nil
+	}
+	mergeKeys(out, probes)
+	out = append(out, unavailable...)
 	var bout []Result
 	for _, c := range streams[1:] {
 		bs := c.bs
-		bs.match.flush(time.Duration(math.MaxInt64))
+		bs.match.flush(maxTime)
 		for _, b := range bs.viewers {
 			b.qual.sumSSE, b.qual.samples = bs.match.q.sumSSE, bs.match.q.samples
 			b.qual.sumSSIM, b.qual.frames = bs.match.q.sumSSIM, bs.match.q.frames
@@ -425,14 +757,14 @@ func Run(ctx context.Context, w Workload, opts Options) ([]Result, error) {
 			bout = append(bout, b.finish(&bs.mirror, &ref, finalHash, lastChange))
 		}
 	}
-	// Report baselines in link order.
-	for _, l := range opts.Links {
-		for _, r := range bout {
-			if r.Link == l.Name {
-				out = append(out, r)
-			}
-		}
+	out = append(out, bout...)
+	// Report in encoder order, then link order.
+	rank := func(r Result) int {
+		e := slices.Index(opts.Encoders, r.Encoder)
+		l := slices.IndexFunc(opts.Links, func(l Link) bool { return l.Name == r.Link })
+		return e*len(opts.Links) + l
 	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
 	for i := range out {
 		out[i].SourceFrames = sourceFrames
 	}
@@ -445,9 +777,11 @@ func newResult(w Workload, enc string, l Link) *Result {
 	return &Result{Workload: w.Name, Encoder: enc, Link: l.Name, MinPSNR: DB(math.Inf(1))}
 }
 
-// shown is one picture the browser showed and when it arrived.
+// shown is one picture the browser showed and when it arrived: at, or
+// once the link is closed the arrival of message id (id -1: at is known).
 type shown struct {
 	at   time.Duration
+	id   int
 	hash uint64
 }
 
@@ -460,15 +794,15 @@ type quality struct {
 	hist    []shown
 }
 
-// add records a delivered picture and compares it with the source.
-func (q *quality) add(res *Result, got, want *framebuffer.Canvas, at time.Duration) {
-	q.show(got, at)
-	q.compare(res, got, want)
-}
-
 // show records that the browser showed got from time at.
 func (q *quality) show(got *framebuffer.Canvas, at time.Duration) {
-	q.hist = append(q.hist, shown{at, hashCanvas(got)})
+	q.hist = append(q.hist, shown{at, -1, hashCanvas(got)})
+}
+
+// addID is add for a picture that arrives with link message id.
+func (q *quality) addID(res *Result, got, want *framebuffer.Canvas, id int) {
+	q.hist = append(q.hist, shown{0, id, hashCanvas(got)})
+	q.compare(res, got, want)
 }
 
 // compare adds the comparison of got with the source picture want.
@@ -524,167 +858,6 @@ func wsHeader(n int) int {
 	}
 }
 
-// Frame pacing constants of server/ws.go and server/rate.go.
-const (
-	minFrameInterval = time.Second / 60
-	maxFrameInterval = 250 * time.Millisecond
-	refineDelay      = 300 * time.Millisecond
-)
-
-// tilesViewer simulates one WebSocket tiles viewer of the server: its
-// framebuffer viewer, mirror, encoder, link and the browser's decoder.
-type tilesViewer struct {
-	res      *Result
-	link     Link
-	emu      *emulator
-	v        *framebuffer.Viewer
-	mirror   framebuffer.Canvas
-	enc      *tiles.Encoder
-	dec      *tilestest.Decoder
-	q        tiles.Quality
-	adaptive bool
-
-	dirty     bool
-	sentAny   bool
-	lastSend  time.Duration
-	lastBytes int
-	frameNo   uint32
-	buf       []byte
-	cpu       time.Duration
-	qual      quality
-}
-
-func newTilesViewer(fb *framebuffer.Framebuffer, w Workload, enc string, l Link, jpegQ int) *tilesViewer {
-	v := &tilesViewer{
-		res: newResult(w, enc, l), link: l, emu: newEmulator(l),
-		v: fb.Subscribe(), enc: tiles.NewEncoder(), dec: tilestest.NewDecoder(),
-	}
-	switch enc {
-	case TilesLossy:
-		v.q = tiles.Quality{Lossy: true, JPEG: jpegQ}
-	case TilesAdaptive:
-		v.adaptive = true
-		v.q = adaptiveQuality(l.Bitrate / 8)
-	}
-	return v
-}
-
-// adaptiveQuality is server/rate.go's choice of quality for a goodput in
-// bytes per second (the harness gives it the link's true rate).
-func adaptiveQuality(bw float64) tiles.Quality {
-	switch {
-	case bw > 6<<20:
-		return tiles.Quality{}
-	case bw > 2<<20:
-		return tiles.Quality{Lossy: true, JPEG: 80}
-	case bw > 512<<10:
-		return tiles.Quality{Lossy: true, JPEG: 65}
-	default:
-		return tiles.Quality{Lossy: true, JPEG: 45}
-	}
-}
-
-// interval is the least time between frame starts.
-func (v *tilesViewer) interval() time.Duration {
-	if !v.adaptive {
-		return minFrameInterval
-	}
-	d := time.Duration(float64(v.lastBytes) / (v.link.Bitrate / 8) * float64(time.Second))
-	return min(max(d, minFrameInterval), maxFrameInterval)
-}
-
-// step handles a source frame published at t that stays current until
-// next: the viewer sends whenever its link has drained and its interval
-// has passed, latest wins.
-func (v *tilesViewer) step(t, next time.Duration) error {
-	v.dirty = true
-	for {
-		at := max(t, v.emu.drained())
-		if v.sentAny {
-			at = max(at, v.lastSend+v.interval())
-		}
-		refine := false
-		if !v.dirty {
-			if !v.adaptive || !v.enc.Lossy() {
-				return nil
-			}
-			at = max(at, v.lastSend+refineDelay)
-			refine = true
-		}
-		if at >= next {
-			return nil
-		}
-		if err := v.send(at, refine); err != nil {
-			return err
-		}
-	}
-}
-
-// send takes what changed and encodes it as server/ws.go's sendFrame does,
-// puts it on the link and lets the browser decode it.
-func (v *tilesViewer) send(at time.Duration, refine bool) error {
-	v.dirty = false
-	c0 := threadCPU()
-	u := v.v.Take(&v.mirror)
-	if u.Empty() && !refine {
-		return nil
-	}
-	buf := v.buf[:0]
-	var rects []framebuffer.Rect
-	if u.Resized {
-		buf = tiles.AppendResize(buf, u.Width, u.Height)
-		v.enc.ForgetLossy()
-		rects = []framebuffer.Rect{{W: u.Width, H: u.Height}}
-	} else {
-		for _, m := range u.Moves {
-			buf = tiles.AppendCopy(buf, m)
-			v.enc.Moved(m)
-		}
-		rects = u.Damage
-	}
-	if u.CursorChanged {
-		buf = tiles.AppendCursor(buf, u.Cursor)
-	}
-	q := v.q
-	lossyFrom := len(rects)
-	if refine || !q.Lossy {
-		rects = v.enc.LossyRects(rects)
-	}
-	var err error
-	for i, r := range rects {
-		if i == lossyFrom {
-			q = tiles.Quality{}
-		}
-		if buf, err = v.enc.Encode(buf, &v.mirror, r, q); err != nil {
-			return err
-		}
-	}
-	v.frameNo++
-	buf = tiles.AppendFrameEnd(buf, v.frameNo, uint32(at/time.Millisecond))
-	v.cpu += threadCPU() - c0
-	v.buf = buf
-	n := len(buf) + wsHeader(len(buf))
-	arrive := v.emu.send(at, n)
-	v.res.WireBytes += int64(n)
-	v.res.Frames++
-	v.sentAny, v.lastSend, v.lastBytes = true, at, n
-	if _, err := v.dec.Apply(buf); err != nil {
-		return fmt.Errorf("browser decode: %w", err)
-	}
-	v.qual.add(v.res, &v.dec.Canvas, &v.mirror, arrive)
-	return nil
-}
-
-func (v *tilesViewer) finish(final *framebuffer.Canvas, finalHash uint64, lastChange time.Duration) Result {
-	v.v.Close()
-	if v.res.Frames > 0 {
-		v.res.CPUPerFrameUs = float64(v.cpu) / float64(time.Microsecond) / float64(v.res.Frames)
-	}
-	v.res.LostSegments = v.emu.lost
-	v.qual.finish(v.res, &v.dec.Canvas, final, finalHash, lastChange)
-	return *v.res
-}
-
 // baselineViewer follows a noVNC-defaults recording. A recording made
 // through the link's emulated path (emu nil) already holds what the server
 // sent over that link and when it arrived. Otherwise the loopback
@@ -704,7 +877,7 @@ func (b *baselineViewer) frame(t time.Duration, f fbs.Frame, pic *framebuffer.Ca
 	n += wsHeader(n)
 	arrive := t // a throttled recording's times are arrival times
 	if b.emu != nil {
-		arrive = b.emu.send(t, n)
+		arrive = b.emu.arrival(b.emu.send(t, n))
 	}
 	b.res.WireBytes += int64(n)
 	b.res.Frames++
@@ -807,7 +980,7 @@ func (m *matcher) flush(now time.Duration) {
 
 func (b *baselineViewer) finish(pic, final *framebuffer.Canvas, finalHash uint64, lastChange time.Duration) Result {
 	if b.emu != nil {
-		b.res.LostSegments = b.emu.lost
+		b.res.LostSegments = b.emu.lostSegments()
 	}
 	b.qual.finish(b.res, pic, final, finalHash, lastChange)
 	return *b.res

@@ -12,7 +12,8 @@ import (
 
 // quickOptions is the matrix of `bench --quick`.
 func quickOptions() Options {
-	return Options{Links: []Link{Profiles[0], Profiles[len(Profiles)-1]}}
+	poor, _ := ProfileByName(PoorLink)
+	return Options{Links: []Link{Profiles[0], poor}}
 }
 
 func smallest(t *testing.T) Workload {
@@ -40,10 +41,25 @@ func TestRunQuickSmallest(t *testing.T) {
 	recorded := fbs.Size(blocks)
 	for _, r := range rs {
 		name := r.Encoder + "/" + r.Link
+		if r.Unavailable != "" {
+			if err := videoAvailable(r.Encoder); err == nil {
+				t.Errorf("%s: reported unavailable (%s) but is available", name, r.Unavailable)
+			}
+			continue
+		}
+		if r.Encoder != Baseline {
+			l, _ := ProfileByName(r.Link)
+			if r.KeysSent == 0 || r.KeysSeen != r.KeysSent {
+				t.Errorf("%s: %d of %d key echoes seen", name, r.KeysSeen, r.KeysSent)
+			}
+			if float64(r.KeyP50Ms) < float64(l.RTT/time.Millisecond)-1 {
+				t.Errorf("%s: key echo median %v ms, below the RTT %v", name, r.KeyP50Ms, l.RTT)
+			}
+		}
 		if r.WireBytes <= 0 || r.Frames <= 0 || r.SourceFrames <= 0 {
 			t.Errorf("%s: %d bytes in %d frames of %d: want some", name, r.WireBytes, r.Frames, r.SourceFrames)
 		}
-		if r.Encoder != Baseline && r.Frames > r.SourceFrames {
+		if (r.Encoder == TilesLossless || r.Encoder == TilesLossy) && r.Frames > r.SourceFrames {
 			t.Errorf("%s: sent %d frames for %d source frames", name, r.Frames, r.SourceFrames)
 		}
 		switch r.Encoder {
@@ -54,7 +70,7 @@ func TestRunQuickSmallest(t *testing.T) {
 			if r.LosslessAfterMs < 0 {
 				t.Errorf("%s: never lossless", name)
 			}
-		case TilesLossy, TilesAdaptive:
+		case TilesLossy, TilesAdaptive, TilesPaced, TilesServer, VideoH264, VideoVP8:
 			if r.PSNR < 30 || r.FinalPSNR < 30 {
 				t.Errorf("%s: PSNR %v dB, final %v dB: want at least 30", name, r.PSNR, r.FinalPSNR)
 			}
@@ -66,7 +82,7 @@ func TestRunQuickSmallest(t *testing.T) {
 				t.Errorf("%s: baseline path %q, throttled recording present: %v", name, r.BaselinePath, ok)
 			}
 		}
-		if r.Encoder == TilesAdaptive && r.LosslessAfterMs < 0 {
+		if (r.Encoder == TilesAdaptive || r.Encoder == TilesPaced || r.Encoder == TilesServer) && r.LosslessAfterMs < 0 {
 			t.Errorf("%s: adaptive never refined to lossless", name)
 		}
 	}
@@ -77,7 +93,7 @@ func TestRunQuickSmallest(t *testing.T) {
 	}
 	for i := range rs {
 		a, b := rs[i], again[i]
-		if a.WireBytes != b.WireBytes || a.Frames != b.Frames || a.LosslessAfterMs != b.LosslessAfterMs || a.PSNR != b.PSNR {
+		if a.WireBytes != b.WireBytes || a.Frames != b.Frames || a.LosslessAfterMs != b.LosslessAfterMs || a.PSNR != b.PSNR || a.KeyP50Ms != b.KeyP50Ms {
 			t.Errorf("%s/%s: two runs differ: %+v vs %+v", a.Encoder, a.Link, a, b)
 		}
 	}
@@ -117,7 +133,7 @@ func TestEmulator(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEmulator(tt.link)
 			for i, s := range tt.sends {
-				got := e.send(s.at, s.n)
+				got := e.arrival(e.send(s.at, s.n))
 				if d := got - tt.want[i]; d < -time.Microsecond || d > time.Microsecond {
 					t.Errorf("send %d arrives at %v, want %v", i, got, tt.want[i])
 				}
@@ -132,12 +148,12 @@ func TestEmulatorLoss(t *testing.T) {
 	late := 0
 	for i := range 100 {
 		at := time.Duration(i) * time.Second
-		if e.send(at, 1000)-at > l.RTT {
+		if e.arrival(e.send(at, 1000))-at > l.RTT {
 			late++
 		}
 	}
-	if late < 25 || late > 75 || e.lost != late {
-		t.Errorf("%d of 100 one-segment messages late, %d segments lost: want about half, equal", late, e.lost)
+	if late < 25 || late > 75 || e.lostSegments() != late {
+		t.Errorf("%d of 100 one-segment messages late, %d segments lost: want about half, equal", late, e.lostSegments())
 	}
 }
 
@@ -164,5 +180,53 @@ func TestMetrics(t *testing.T) {
 	}
 	if hashCanvas(a) == hashCanvas(b) {
 		t.Error("different canvases hash alike")
+	}
+}
+
+func TestVariableLink(t *testing.T) {
+	l := Link{Bitrate: 8e5, Steps: []RateStep{{time.Second, 8e5}, {time.Second, 8e4}}}
+	// 150 kB at t=0: 100 kB in the first second at 100 kB/s, 10 kB in the
+	// next at 10 kB/s, the last 40 kB in 0.4 s once the cycle repeats.
+	if got, want := l.wireEnd(0, 150_000), 2400*time.Millisecond; got < want-time.Millisecond || got > want+time.Millisecond {
+		t.Errorf("wireEnd = %v, want %v", got, want)
+	}
+	if got := l.MeanBitrate(); got != 4.4e5 {
+		t.Errorf("MeanBitrate = %v, want 440000", got)
+	}
+	if r, left := l.rateAt(2500 * time.Millisecond); r != 8e5 || left != 500*time.Millisecond {
+		t.Errorf("rateAt(2.5 s) = %v, %v", r, left)
+	}
+}
+
+func TestEcho(t *testing.T) {
+	c, _ := framebuffer.NewCanvas(100, 60)
+	if readEcho(c) != 0 {
+		t.Error("a black canvas reads as an echo")
+	}
+	for _, n := range []int{1, 2, 77, 65535} {
+		paintEcho(c, n)
+		if got := readEcho(c); got != n {
+			t.Errorf("echo %d reads as %d", n, got)
+		}
+	}
+	ks := keySchedule(Link{RTT: 100 * time.Millisecond}, 3*time.Second)
+	if len(ks) != 3 || ks[0].sent != keyStart || ks[0].arrive != keyStart+50*time.Millisecond {
+		t.Errorf("key schedule %v", ks)
+	}
+}
+
+// TestLegibility runs the full-screen legibility scenario on the poor
+// link: tiles end with the second screen exact.
+func TestLegibility(t *testing.T) {
+	l, _ := ProfileByName(PoorLink)
+	r, err := RunLegibility(context.Background(), "../testdata/linux-console.fbs.gz", TilesPaced, l, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FirstMs < 0 || r.ChangeMs < 0 || r.ChangeBytes <= 0 {
+		t.Errorf("%+v: want both screens exact and bytes counted", r)
+	}
+	if r.ChangeMs <= 2000 && r.CellsAt2s != 1 {
+		t.Errorf("%+v: exact within 2 s but not all cells", r)
 	}
 }

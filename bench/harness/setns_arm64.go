@@ -1,0 +1,6 @@
+//go:build linux && arm64
+
+package harness
+
+// sysSetns is setns(2)'s system call number.
+const sysSetns = 268
