@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"kvmgate/encoders/tiles"
+	"kvmgate/encoders/video"
 )
 
 // Quality modes a viewer may ask for.
@@ -112,4 +113,227 @@ func (c *rateController) qualityNumber() int {
 		return 100
 	}
 	return c.quality.JPEG
+}
+
+// Video bitrate control (WebSocket video).
+const (
+	// bitrateStep is how often videoRate looks at what the last acks and
+	// sends say.
+	bitrateStep = 250 * time.Millisecond
+	// goodputWindow is the span of acks goodput is measured over.
+	goodputWindow = 2 * time.Second
+	// demandWindow is the span the encoder's output is measured over.
+	demandWindow = time.Second
+	// minRTTWindow is how long the smallest round trip is remembered.
+	minRTTWindow = 10 * time.Second
+	// busySlack (plus a quarter of the smallest round trip) is how long
+	// before an ack the next frame must have left to count as queued.
+	busySlack = 5 * time.Millisecond
+	// maxVideoWindow bounds the frames in flight on video.
+	maxVideoWindow = 6
+	// bitrateBackoff is the share of the measured goodput the target drops
+	// to when the link shows a queue.
+	bitrateBackoff = 0.8
+	// probeGain is the growth per probe (every two clear steps). The
+	// target stops at kneeHold percent of the knee (the goodput at the
+	// last back-off) until probeHold after it, and grows by fastProbeGain
+	// once the back-off is fastProbeAfter old (the link got faster, or the
+	// screen busier).
+	probeGain      = 1.05
+	kneeHold       = 85
+	probeHold      = 3 * time.Second
+	fastProbeGain  = 1.15
+	fastProbeAfter = 5 * time.Second
+)
+
+// videoRate is the WebSocket video bitrate controller. It sets the
+// encoder's target from what the acks say about the path, in steps of
+// bitrateStep:
+//
+//   - goodput is the rate bytes were acknowledged at over the last two
+//     seconds (acked bytes between two ack instants, every frame counted
+//     whatever its size);
+//   - the link is congested in a step when the sender had a frame ready
+//     but its window was full for 5% of the step, or when for at least
+//     half of the step's acks the next frame had left before the acked one
+//     had arrived (its ack less one smallest round trip: the link never
+//     went idle between them, a queue is building) and the encoder used
+//     most of its budget;
+//   - on congestion the target drops to 80% of the goodput (by 10% to 50%),
+//     and that goodput is remembered as the knee;
+//   - after two clear steps it grows by 5%, but only while the encoder
+//     spends at least 3/4 of its budget (a still or slow screen does not
+//     drive the target up unchecked); it stays at 85% of the knee until
+//     3 s after the last back-off (and goes past that only while the
+//     encoder spends 9/10 of its budget), and grows by 15% once the
+//     back-off is 5 s old (the link got faster).
+//
+// The window is the frames one smallest round trip holds at 30 frames per
+// second plus two, at least MaxInflight and at most six: never more than
+// about a frame interval of data beyond the path's bandwidth-delay
+// product, and one frame being drawn. It belongs to the viewer's sender
+// goroutine.
+type videoRate struct {
+	target int // bit/s
+
+	acks      []ackPoint // acks of the last goodputWindow, and one before
+	delivered int64      // bytes acknowledged so far
+	minRTT    time.Duration
+	minRTTAt  time.Time
+	encoded   []ackPoint // picture bytes produced, over the last demandWindow
+
+	stepStart    time.Time
+	stepAcks     int
+	stepBusy     int
+	stepBlocked  time.Duration
+	blockedSince time.Time // zero: not blocked
+	clear        int       // consecutive steps without congestion
+	lastBackoff  time.Time
+	knee         int // bit/s: the goodput at the last back-off; 0 unknown
+}
+
+// ackPoint is a cumulative byte count at an instant.
+type ackPoint struct {
+	at    time.Time
+	bytes int64
+}
+
+func newVideoRate(target int) *videoRate { return &videoRate{target: target} }
+
+// acked feeds one acknowledged frame: its bytes and round trip, and when
+// the next frame in flight left (zero if none is). That frame found the
+// link busy if it left before this one's last byte arrived, which was
+// about a smallest round trip before its ack.
+func (r *videoRate) acked(now time.Time, bytes int, rtt time.Duration, next time.Time) {
+	if r.minRTT == 0 || rtt <= r.minRTT || now.Sub(r.minRTTAt) > minRTTWindow {
+		r.minRTT, r.minRTTAt = max(rtt, time.Microsecond), now
+	}
+	r.delivered += int64(bytes)
+	r.acks = append(r.acks, ackPoint{now, r.delivered})
+	r.acks = trimPoints(r.acks, now, goodputWindow)
+	r.stepAcks++
+	if !next.IsZero() && next.Before(now.Add(-r.minRTT-busySlack-r.minRTT/4)) {
+		r.stepBusy++
+	}
+}
+
+// trimPoints drops points older than window but the newest of those,
+// which is the window's base.
+func trimPoints(p []ackPoint, now time.Time, window time.Duration) []ackPoint {
+	i := 0
+	for i < len(p) && now.Sub(p[i].at) > window {
+		i++
+	}
+	if i > 0 {
+		i--
+	}
+	if i > len(p)/2 {
+		return append(p[:0], p[i:]...)
+	}
+	return p[i:]
+}
+
+// goodput returns the bytes per second acknowledged over about the last
+// second, or 0 while fewer than two acks span at least one step.
+func (r *videoRate) goodput() float64 {
+	if len(r.acks) < 2 {
+		return 0
+	}
+	a, z := r.acks[0], r.acks[len(r.acks)-1]
+	d := z.at.Sub(a.at)
+	if d < bitrateStep {
+		return 0
+	}
+	return float64(z.bytes-a.bytes) / d.Seconds()
+}
+
+// sending records the picture bytes of a frame leaving (what the encoder
+// produced).
+func (r *videoRate) sending(now time.Time, picture int) {
+	var total int64
+	if n := len(r.encoded); n > 0 {
+		total = r.encoded[n-1].bytes
+	}
+	r.encoded = append(r.encoded, ackPoint{now, total + int64(picture)})
+	r.encoded = trimPoints(r.encoded, now, demandWindow)
+}
+
+// blocked reports whether a frame is ready but the window is full.
+func (r *videoRate) blocked(now time.Time, on bool) {
+	switch {
+	case on && r.blockedSince.IsZero():
+		r.blockedSince = now
+	case !on && !r.blockedSince.IsZero():
+		r.stepBlocked += now.Sub(r.blockedSince)
+		r.blockedSince = time.Time{}
+	}
+}
+
+// probe returns the target after two clear steps: up by probeGain while
+// the encoder spends 3/4 of its budget, no higher than 85% of the knee until
+// probeHold after the last back-off (and there only while the encoder
+// spends 9/10 of it), by fastProbeGain once the back-off is fastProbeAfter
+// old.
+func (r *videoRate) probe(now time.Time, demand float64) int {
+	since := now.Sub(r.lastBackoff)
+	near := r.knee > 0 && r.target >= r.knee*kneeHold/100
+	switch {
+	case demand < 0.75*float64(r.target), near && demand < 0.9*float64(r.target):
+		return r.target
+	case since >= fastProbeAfter:
+		return int(float64(r.target) * fastProbeGain)
+	case since >= probeHold || r.knee == 0:
+		return int(float64(r.target) * probeGain)
+	}
+	return max(r.target, min(int(float64(r.target)*probeGain), r.knee*kneeHold/100))
+}
+
+// window returns how many frames may be in flight.
+func (r *videoRate) window() int {
+	n := int(r.minRTT/videoMinInterval) + 2
+	return min(max(n, MaxInflight), maxVideoWindow)
+}
+
+// demand returns the bit/s the encoder produced over about the last second.
+func (r *videoRate) demand(now time.Time) float64 {
+	if len(r.encoded) == 0 {
+		return 0
+	}
+	a, z := r.encoded[0], r.encoded[len(r.encoded)-1]
+	d := max(now.Sub(a.at), bitrateStep)
+	return float64(z.bytes-a.bytes) * 8 / d.Seconds()
+}
+
+// update ends a step if one is due and returns the target, at most ceil.
+func (r *videoRate) update(now time.Time, ceil int) int {
+	if r.stepStart.IsZero() {
+		r.stepStart, r.lastBackoff = now, now
+	}
+	if d := now.Sub(r.stepStart); d >= bitrateStep {
+		if !r.blockedSince.IsZero() {
+			r.stepBlocked += now.Sub(r.blockedSince)
+			r.blockedSince = now
+		}
+		demand := r.demand(now)
+		queue := r.stepBlocked*20 >= d ||
+			(r.stepAcks >= 3 && r.stepBusy*2 >= r.stepAcks && demand >= 0.6*float64(r.target))
+		switch {
+		case queue:
+			next := int(float64(r.target) * 0.7)
+			if g := r.goodput(); g > 0 {
+				next = int(g * 8 * bitrateBackoff)
+				r.knee = int(g * 8)
+			}
+			r.target = max(r.target/2, min(next, r.target*9/10))
+			r.clear, r.lastBackoff = 0, now
+		case r.clear >= 1:
+			r.clear = 0
+			r.target = r.probe(now, demand)
+		default:
+			r.clear++
+		}
+		r.stepStart, r.stepAcks, r.stepBusy, r.stepBlocked = now, 0, 0, 0
+	}
+	r.target = max(video.MinBitrate, min(r.target, ceil))
+	return r.target
 }

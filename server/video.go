@@ -27,11 +27,9 @@ const (
 	videoMaxBitrate = 12_000_000
 	// videoLowBitrate is the highest target in "low" quality mode.
 	videoLowBitrate = 500_000
-	// videoAdaptEvery is how often the target bitrate moves.
+	// videoAdaptEvery is how often the WebRTC target bitrate moves
+	// (WebSocket video: bitrateStep, server/rate.go).
 	videoAdaptEvery = 500 * time.Millisecond
-	// videoQueueSlack is how far the smoothed RTT may exceed twice the
-	// smallest one before the link counts as queueing.
-	videoQueueSlack = 40 * time.Millisecond
 	// videoRefineShare: a still screen is refined once at least 1/n of it
 	// changed since the last refinement.
 	videoRefineShare = 20
@@ -63,7 +61,8 @@ type videoSender struct {
 	changed   int  // pixels changed since the last refinement
 	refined   bool // the last frame was a refinement
 	frame     []byte
-	rtc       *rtcPeer // WebRTC: pictures go to its track (server/webrtc.go)
+	rtc       *rtcPeer   // WebRTC: pictures go to its track (server/webrtc.go)
+	rate      *videoRate // WebSocket video's bitrate controller (server/rate.go)
 }
 
 // pts returns the stream time of a picture taken at now.
@@ -155,7 +154,7 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 	case tr == TransportWebRTC && peer != nil,
 		tr == TransportWSVideo && (vc.video == nil || vc.video.codec != codec || vc.video.rtc != nil):
 		vc.stopVideo()
-		vc.video = &videoSender{codec: codec, target: videoStartBitrate, rtc: peer}
+		vc.video = &videoSender{codec: codec, target: videoStartBitrate, rtc: peer, rate: newVideoRate(videoStartBitrate)}
 		vc.rc.minGap = videoMinInterval
 		vc.v.RequestFull()
 	}
@@ -297,7 +296,10 @@ func (vc *viewerConn) sendVideoFrame(refine bool) error {
 			}
 			vc.lastFrameAt = now
 			vc.winFrames++
-		} else if u.Resized {
+		} else {
+			vs.rate.sending(now, len(f.Data))
+		}
+		if vs.rtc == nil && u.Resized {
 			buf = video.AppendConfig(buf, vc.mirror.W, vc.mirror.H, video.WebCodecsString(vs.codec, f.Data))
 			records++
 		}
@@ -353,57 +355,37 @@ func (vc *viewerConn) fallBackToTiles(cause error) error {
 	return vc.writeJSON(transportMsg{T: "transport", Transport: TransportTiles, Codec: TransportTiles})
 }
 
-// adapt moves the target bitrate at most every videoAdaptEvery.
+// adapt moves the target bitrate: on WebSocket video videoRate's steps
+// (server/rate.go), on WebRTC the GCC estimate at most every
+// videoAdaptEvery.
 func (vs *videoSender) adapt(rc *rateController, now time.Time) {
-	if !vs.lastAdapt.IsZero() && now.Sub(vs.lastAdapt) < videoAdaptEvery {
-		return
-	}
-	vs.lastAdapt = now
 	if vs.rtc != nil {
+		if !vs.lastAdapt.IsZero() && now.Sub(vs.lastAdapt) < videoAdaptEvery {
+			return
+		}
+		vs.lastAdapt = now
 		vs.target = rtcBitrate(vs.rtc.bwe.GetTargetBitrate(), rc)
 	} else {
-		vs.target = nextVideoBitrate(vs.target, rc)
+		vs.target = vs.rate.update(now, bitrateCeiling(rc.mode))
 	}
 	if vs.enc != nil && vs.enc.Bitrate() != vs.target {
 		_ = vs.enc.SetBitrate(vs.target)
 	}
 }
 
+// bitrateCeiling is the highest video target a quality mode allows.
+func bitrateCeiling(mode string) int {
+	switch mode {
+	case ModeLow:
+		return videoLowBitrate
+	case ModeLossless:
+		return video.MaxBitrate
+	}
+	return videoMaxBitrate
+}
+
 // rtcBitrate is the WebRTC target: the GCC estimate within the quality
 // mode's cap.
 func rtcBitrate(estimate int, rc *rateController) int {
-	ceil := videoMaxBitrate
-	switch rc.mode {
-	case ModeLow:
-		ceil = videoLowBitrate
-	case ModeLossless:
-		ceil = video.MaxBitrate
-	}
-	return max(video.MinBitrate, min(estimate, ceil))
-}
-
-// nextVideoBitrate is the ack-based controller for video: it backs off by
-// 15% while the round trip shows a queue (the smoothed RTT well above the
-// smallest seen), else grows by 10% towards a ceiling of 80% of the
-// measured goodput (or the mode's cap while none is measured).
-func nextVideoBitrate(cur int, rc *rateController) int {
-	ceil := videoMaxBitrate
-	switch rc.mode {
-	case ModeLow:
-		ceil = videoLowBitrate
-	case ModeLossless:
-		ceil = video.MaxBitrate
-	}
-	if rc.bw > 0 {
-		ceil = min(ceil, int(rc.bw*8*0.8))
-	}
-	next := cur
-	queued := rc.minRTT > 0 && rc.srtt > 2*rc.minRTT+videoQueueSlack
-	switch {
-	case queued:
-		next = cur * 85 / 100
-	case cur < ceil:
-		next = cur + max(cur/10, 100_000)
-	}
-	return max(video.MinBitrate, min(next, ceil))
+	return max(video.MinBitrate, min(estimate, bitrateCeiling(rc.mode)))
 }

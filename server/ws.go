@@ -388,11 +388,19 @@ func (vc *viewerConn) loop() {
 	for {
 		// Send what may be sent now; otherwise work out when to wake.
 		wake := time.Duration(-1)
-		if len(vc.inflight) < MaxInflight {
+		open := len(vc.inflight) < vc.window()
+		if vs := vc.video; vs != nil && vs.rtc == nil {
+			// The controller learns of a full window, and moves the target
+			// even while no frame can leave.
+			now := time.Now()
+			vs.rate.blocked(now, dirty && !open)
+			vs.adapt(vc.rc, now)
+		}
+		if open {
 			now := time.Now()
 			switch {
 			case dirty:
-				if at := vc.lastFrameAt.Add(vc.rc.interval()); now.Before(at) {
+				if at := vc.lastFrameAt.Add(vc.frameGap()); now.Before(at) {
 					wake = at.Sub(now)
 				} else {
 					if err := vc.sendNext(false); err != nil {
@@ -519,7 +527,33 @@ func (vc *viewerConn) processAcks() {
 		f := vc.inflight[0]
 		vc.rc.acked(f.bytes, now.Sub(f.sentAt))
 		vc.inflight = vc.inflight[1:]
+		if vs := vc.video; vs != nil && vs.rtc == nil {
+			var next time.Time
+			if len(vc.inflight) > 0 {
+				next = vc.inflight[0].sentAt
+			}
+			vs.rate.acked(now, f.bytes, now.Sub(f.sentAt), next)
+		}
 	}
+}
+
+// window returns how many frames may await their ack: MaxInflight, or on
+// WebSocket video what the bitrate controller allows.
+func (vc *viewerConn) window() int {
+	if vs := vc.video; vs != nil && vs.rtc == nil {
+		return vs.rate.window()
+	}
+	return MaxInflight
+}
+
+// frameGap returns the least time between frames: on video the frame
+// rate cap (the bitrate controller sizes the frames), on tiles the rate
+// controller's interval.
+func (vc *viewerConn) frameGap() time.Duration {
+	if vc.video != nil {
+		return videoMinInterval
+	}
+	return vc.rc.interval()
 }
 
 // sendFrame takes what changed and sends it as one frame: control messages
