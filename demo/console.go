@@ -121,7 +121,7 @@ type Console struct {
 	boxY      int
 	vx, vy    int
 	paused    bool
-	tick      int // animation frames so far
+	tick      int           // animation frames so far
 	textCh    chan struct{} // closed and replaced when the text changes
 }
 
