@@ -15,6 +15,9 @@ const (
 	TransportTiles   = "tiles"
 	TransportWSVideo = "wsvideo"
 	TransportWebRTC  = "webrtc"
+	// TransportAuto switches between tiles and WebSocket video with the
+	// screen's activity (server/auto.go).
+	TransportAuto = "auto"
 )
 
 // Video pacing and bitrate bounds for WebSocket video viewers.
@@ -46,6 +49,8 @@ type transportMsg struct {
 	T         string `json:"t"`
 	Transport string `json:"transport"`
 	Codec     string `json:"codec"`
+	// Auto is set while the server picks the transport by activity.
+	Auto bool `json:"auto,omitempty"`
 }
 
 // videoSender is a WebSocket video viewer's encoder state. It belongs to
@@ -80,7 +85,7 @@ func (vs *videoSender) transport() string {
 // to the sender. It runs on the reader goroutine.
 func (vc *viewerConn) requestTransport(m clientMsg) {
 	switch m.Transport {
-	case TransportTiles, TransportWSVideo, TransportWebRTC:
+	case TransportTiles, TransportWSVideo, TransportWebRTC, TransportAuto:
 	default:
 		vc.note(fmt.Sprintf("unknown transport %q", m.Transport))
 		return
@@ -106,6 +111,10 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 	if req.Transport == "" && req.Codec == "" {
 		return nil
 	}
+	if req.Transport == TransportAuto {
+		return vc.startAuto(req.Codec)
+	}
+	vc.auto = false
 	tr := req.Transport
 	switch tr {
 	case TransportWebRTC:
@@ -147,22 +156,7 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 			tr = TransportWSVideo
 		}
 	}
-	switch {
-	case tr == TransportTiles && vc.video != nil:
-		vc.stopVideo()
-		vc.v.RequestFull()
-	case tr == TransportWebRTC && peer != nil,
-		tr == TransportWSVideo && (vc.video == nil || vc.video.codec != codec || vc.video.rtc != nil):
-		vc.stopVideo()
-		vc.video = &videoSender{codec: codec, target: videoStartBitrate, rtc: peer, rate: newVideoRate(videoStartBitrate)}
-		vc.rc.minGap = videoMinInterval
-		vc.v.RequestFull()
-	}
-	vc.log.Info("viewer transport", "transport", tr, "codec", codec)
-	if codec == "" {
-		codec = TransportTiles
-	}
-	if err := vc.writeJSON(transportMsg{T: "transport", Transport: tr, Codec: codec}); err != nil {
+	if err := vc.switchTransport(tr, codec, peer); err != nil {
 		return err
 	}
 	if peer != nil {
@@ -172,6 +166,34 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 		}
 	}
 	return nil
+}
+
+// switchTransport makes tr (with codec, and peer for WebRTC) the viewer's
+// transport, with a full frame next, and tells the browser.
+func (vc *viewerConn) switchTransport(tr, codec string, peer *rtcPeer) error {
+	switch {
+	case tr == TransportTiles && vc.video != nil:
+		vc.stopVideo()
+		vc.v.RequestFull()
+	case tr == TransportWebRTC && peer != nil,
+		tr == TransportWSVideo && (vc.video == nil || vc.video.codec != codec || vc.video.rtc != nil):
+		vc.stopVideo()
+		// A viewer coming back to video (auto) resumes at the bitrate it
+		// left with.
+		rate := newVideoRate(videoStartBitrate)
+		if vc.lastRate != nil {
+			rate = newVideoRate(vc.lastRate.target)
+			rate.knee = vc.lastRate.knee
+		}
+		vc.video = &videoSender{codec: codec, target: rate.target, rtc: peer, rate: rate}
+		vc.rc.minGap = videoMinInterval
+		vc.v.RequestFull()
+	}
+	vc.log.Info("viewer transport", "transport", tr, "codec", codec, "auto", vc.auto)
+	if codec == "" {
+		codec = TransportTiles
+	}
+	return vc.writeJSON(transportMsg{T: "transport", Transport: tr, Codec: codec, Auto: vc.auto})
 }
 
 // pickCodec returns want if this build can encode it, else the first
@@ -208,6 +230,8 @@ func (vc *viewerConn) stopVideo() {
 	}
 	if vc.video.rtc != nil {
 		vc.video.rtc.close()
+	} else {
+		vc.lastRate = vc.video.rate
 	}
 	vc.video = nil
 	vc.rc.minGap = minFrameInterval
@@ -226,7 +250,8 @@ func (vc *viewerConn) sendNext(refine bool) error {
 // its last refinement.
 func (vc *viewerConn) needsRefine() bool {
 	if vs := vc.video; vs != nil {
-		return vs.enc != nil && !vs.refined && vs.changed*videoRefineShare >= vc.mirror.W*vc.mirror.H
+		// On auto, a still screen goes back to tiles instead.
+		return !vc.auto && vs.enc != nil && !vs.refined && vs.changed*videoRefineShare >= vc.mirror.W*vc.mirror.H
 	}
 	return vc.enc.Lossy()
 }
@@ -248,6 +273,7 @@ func (vc *viewerConn) videoStats(m *statsMsg) {
 func (vc *viewerConn) sendVideoFrame(refine bool) error {
 	vs := vc.video
 	u := vc.v.Take(&vc.mirror)
+	vc.activity.note(time.Now(), &u)
 	if u.Empty() && !refine {
 		return nil
 	}
@@ -347,6 +373,7 @@ func (vc *viewerConn) openVideoEncoder(now time.Time) error {
 // fallBackToTiles leaves video after an encoder failure: the browser is
 // told why and gets a full tiles frame next.
 func (vc *viewerConn) fallBackToTiles(cause error) error {
+	vc.auto = false
 	vc.stopVideo()
 	vc.v.RequestFull()
 	if err := vc.writeJSON(errorMsg{T: "error", Message: "video failed (" + cause.Error() + "); using tiles"}); err != nil {

@@ -264,6 +264,10 @@ type viewerConn struct {
 	lastStatus  session.Status
 	want        transportRequest // the transport asked for in the URL
 	video       *videoSender     // nil: tiles (server/video.go)
+	lastRate    *videoRate       // the last WebSocket video's controller
+	auto        bool             // the transport follows activity (server/auto.go)
+	autoCodec   string           // the codec auto switches to
+	activity    activity
 }
 
 func (vc *viewerConn) run() {
@@ -396,6 +400,13 @@ func (vc *viewerConn) loop() {
 			vs.rate.blocked(now, dirty && !open)
 			vs.adapt(vc.rc, now)
 		}
+		if open && vc.auto {
+			switched, err := vc.autoSwitch(time.Now(), dirty)
+			if err != nil {
+				return
+			}
+			dirty = dirty || switched
+		}
 		if open {
 			now := time.Now()
 			switch {
@@ -414,6 +425,9 @@ func (vc *viewerConn) loop() {
 				} else if err := vc.sendNext(true); err != nil {
 					return
 				}
+			case vc.auto && vc.video != nil:
+				// Wake when the screen has been still long enough for tiles.
+				wake = max(vc.activity.stillAt().Sub(now), 0)
 			}
 		}
 		var paceC <-chan time.Time
@@ -561,6 +575,7 @@ func (vc *viewerConn) frameGap() time.Duration {
 // resends lossy areas losslessly.
 func (vc *viewerConn) sendFrame(refine bool) error {
 	u := vc.v.Take(&vc.mirror)
+	vc.activity.note(time.Now(), &u)
 	if u.Empty() && !refine {
 		return nil
 	}
