@@ -137,11 +137,11 @@ const (
 	// probeGain is the growth per probe (every two clear steps). The
 	// target stops at kneeHold percent of the knee (the goodput at the
 	// last back-off) until probeHold after it, and grows by fastProbeGain
-	// once the back-off is fastProbeAfter old (the link got faster, or the
-	// screen busier).
+	// once the back-off is fastProbeAfter old and the target well past the
+	// knee (the link got faster).
 	probeGain      = 1.05
-	kneeHold       = 85
-	probeHold      = 3 * time.Second
+	kneeHold       = 80
+	probeHold      = 4 * time.Second
 	fastProbeGain  = 1.15
 	fastProbeAfter = 5 * time.Second
 )
@@ -163,10 +163,11 @@ const (
 //     and that goodput is remembered as the knee;
 //   - after two clear steps it grows by 5%, but only while the encoder
 //     spends at least 3/4 of its budget (a still or slow screen does not
-//     drive the target up unchecked); it stays at 85% of the knee until
-//     3 s after the last back-off (and goes past that only while the
+//     drive the target up unchecked); it stays at 80% of the knee until
+//     4 s after the last back-off (and goes past that only while the
 //     encoder spends 9/10 of its budget), and grows by 15% once the
-//     back-off is 5 s old (the link got faster).
+//     back-off is 5 s old and the target 10% past the knee (the link got
+//     faster).
 //
 // The window is the frames one smallest round trip holds at 30 frames per
 // second plus two, at least MaxInflight and at most six: never more than
@@ -234,7 +235,7 @@ func trimPoints(p []ackPoint, now time.Time, window time.Duration) []ackPoint {
 }
 
 // goodput returns the bytes per second acknowledged over about the last
-// second, or 0 while fewer than two acks span at least one step.
+// goodputWindow, or 0 while fewer than two acks span at least one step.
 func (r *videoRate) goodput() float64 {
 	if len(r.acks) < 2 {
 		return 0
@@ -270,22 +271,23 @@ func (r *videoRate) blocked(now time.Time, on bool) {
 }
 
 // probe returns the target after two clear steps: up by probeGain while
-// the encoder spends 3/4 of its budget, no higher than 85% of the knee until
-// probeHold after the last back-off (and there only while the encoder
-// spends 9/10 of it), by fastProbeGain once the back-off is fastProbeAfter
-// old.
+// the encoder spends 3/4 of its budget, but no higher than kneeHold% of the
+// knee until probeHold after the last back-off (and past that only while
+// the encoder spends 9/10 of it); by fastProbeGain once the back-off is
+// fastProbeAfter old and the target is past the knee by 10% (or no knee is
+// known): the link got faster.
 func (r *videoRate) probe(now time.Time, demand float64) int {
 	since := now.Sub(r.lastBackoff)
-	near := r.knee > 0 && r.target >= r.knee*kneeHold/100
+	hold := r.knee * kneeHold / 100
 	switch {
-	case demand < 0.75*float64(r.target), near && demand < 0.9*float64(r.target):
+	case demand < 0.75*float64(r.target), r.knee > 0 && r.target >= hold && demand < 0.9*float64(r.target):
 		return r.target
-	case since >= fastProbeAfter:
+	case since >= fastProbeAfter && (r.knee == 0 || r.target > r.knee*11/10):
 		return int(float64(r.target) * fastProbeGain)
-	case since >= probeHold || r.knee == 0:
+	case r.knee == 0 || since >= probeHold:
 		return int(float64(r.target) * probeGain)
 	}
-	return max(r.target, min(int(float64(r.target)*probeGain), r.knee*kneeHold/100))
+	return max(r.target, min(int(float64(r.target)*probeGain), hold))
 }
 
 // window returns how many frames may be in flight.
