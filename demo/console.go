@@ -121,6 +121,7 @@ type Console struct {
 	boxY      int
 	vx, vy    int
 	paused    bool
+	motionOff bool          // the motion area is closed (SetMotion)
 	tick      int           // animation frames so far
 	textCh    chan struct{} // closed and replaced when the text changes
 }
@@ -218,9 +219,28 @@ func (c *Console) step(perBox int) {
 		if c.tick%perBox == 0 {
 			c.moveBox()
 		}
-		c.drawMotion(c.tick)
+		if !c.motionOff {
+			c.drawMotion(c.tick)
+		}
 	}
 	c.publish()
+}
+
+// SetMotion closes (false) or reopens (true) the motion area of a console
+// made with Options.Motion: closed, it shows the terminal's background and
+// stays still, as when a video window is closed and text remains.
+func (c *Console) SetMotion(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.motion.Empty() || c.motionOff == !on {
+		return
+	}
+	c.motionOff = !on
+	if !on {
+		fill(c.canvas, c.motion, colTermBG)
+		c.batch.Damage(c.motion)
+		c.publish()
+	}
 }
 
 // SetAnimationPaused stops or restarts the bouncing box and the motion

@@ -57,6 +57,28 @@ func TestMotion(t *testing.T) {
 	if u := v.Take(&mirror); !u.Empty() {
 		t.Fatalf("paused, a tick still damaged %v", u.Damage)
 	}
+
+	// Closed, the area is plain background and stays so.
+	c.SetAnimationPaused(false)
+	c.SetMotion(false)
+	c.step(3)
+	c.step(3)
+	v.Take(&mirror)
+	probe, _ := framebuffer.NewCanvas(1, 1)
+	fill(probe, probe.Bounds(), colTermBG)
+	bg := probe.At(0, 0)
+	for y := c.motion.Y; y < c.motion.Y+c.motion.H; y++ {
+		for x := c.motion.X; x < c.motion.X+c.motion.W; x++ {
+			if p := mirror.At(x, y); p != bg {
+				t.Fatalf("closed motion area: pixel %d,%d is %08x, want %08x", x, y, p, bg)
+			}
+		}
+	}
+	c.SetMotion(true)
+	c.step(3)
+	if u := v.Take(&mirror); len(u.Damage) == 0 {
+		t.Fatal("reopened, the motion area does not move")
+	}
 }
 
 func BenchmarkMotionFrame(b *testing.B) {

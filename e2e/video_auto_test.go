@@ -15,6 +15,8 @@ import (
 	"kvmgate/client"
 	"kvmgate/demo"
 	"kvmgate/encoders/video"
+	"kvmgate/framebuffer"
+	"kvmgate/input"
 	"kvmgate/internal/browsertest"
 	"kvmgate/server"
 )
@@ -145,56 +147,66 @@ func TestAutoTransport(t *testing.T) {
 
 // BenchmarkAutoTransport measures transport=auto against staying on tiles
 // or on WebSocket video (VP8) for the demo console at 1024×768 with its
-// heavy-motion area (a plasma over the right half, 30 frames a second):
-// two rounds of 6 s motion and 6 s still, the bytes the browser received
-// through a counting relay, how far the still picture is from the
-// framebuffer at the end of each still spell (exact, or the PSNR), and for
-// auto the switch latencies (motion start to video, motion stop to tiles,
-// and to an exact canvas).
+// heavy-motion area (a plasma over the right half, 30 frames a second) and
+// a terminal full of text on the left: two rounds of 6 s motion and 6 s
+// still, in two scenarios: "freeze" (the plasma stops, its last picture
+// stays) and "close" (the motion area is cleared, only text remains, as when
+// a video window closes). It prints the bytes the browser received through
+// a counting relay, how far the still picture is from the framebuffer at
+// the end (exact, or the PSNR of the whole screen and of the text half),
+// and for auto the switch latencies (motion start to video, motion stop to
+// tiles, and to an exact canvas).
 //
 //	go test -tags libvpx,openh264 -run XXX -bench AutoTransport -benchtime 1x ./e2e/
 func BenchmarkAutoTransport(b *testing.B) {
 	if err := video.Available(video.VP8); err != nil {
 		b.Skip(err)
 	}
-	type row struct {
-		transport                 string
-		motionBytes, stillBytes   int64
-		psnr                      float64
-		exact                     bool
-		toVideo, toTiles, toExact time.Duration
+	var rows []autoRow
+	for _, scenario := range []string{"freeze", "close"} {
+		for _, tr := range []string{"tiles", "wsvideo", "auto"} {
+			b.Run(scenario+"/"+tr, func(b *testing.B) {
+				for range b.N {
+					r := runAuto(b, tr, scenario == "close")
+					r.scenario = scenario
+					b.ReportMetric(float64(r.motionBytes+r.stillBytes), "bytes")
+					rows = append(rows, r)
+				}
+			})
+		}
 	}
-	var rows []row
-	for _, tr := range []string{"tiles", "wsvideo", "auto"} {
-		b.Run(tr, func(b *testing.B) {
-			for range b.N {
-				r := row{transport: tr}
-				r.motionBytes, r.stillBytes, r.psnr, r.exact, r.toVideo, r.toTiles, r.toExact = runAuto(b, tr)
-				b.ReportMetric(float64(r.motionBytes+r.stillBytes), "bytes")
-				rows = append(rows, r)
-			}
-		})
+	fmt.Printf("\n| still screen | transport | bytes in motion (2×6 s) | bytes while still (2×6 s) | total | still picture: whole / text half | motion → video | still → tiles | still → exact |\n|---|---|---|---|---|---|---|---|---|\n")
+	lat := func(d time.Duration) string {
+		if d <= 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f s", d.Seconds())
 	}
-	fmt.Printf("\n| transport | bytes in motion (2×6 s) | bytes while still (2×6 s) | total | still picture | motion → video | still → tiles | still → exact |\n|---|---|---|---|---|---|---|---|\n")
+	db := func(v float64) string {
+		if v >= 99 {
+			return "exact"
+		}
+		return fmt.Sprintf("%.1f dB", v)
+	}
 	for _, r := range rows {
-		pic := fmt.Sprintf("PSNR %.1f dB", r.psnr)
-		if r.exact {
-			pic = "exact"
-		}
-		lat := func(d time.Duration) string {
-			if d <= 0 {
-				return "—"
-			}
-			return fmt.Sprintf("%.2f s", d.Seconds())
-		}
-		fmt.Printf("| %s | %d | %d | %d | %s | %s | %s | %s |\n", r.transport, r.motionBytes, r.stillBytes, r.motionBytes+r.stillBytes, pic, lat(r.toVideo), lat(r.toTiles), lat(r.toExact))
+		fmt.Printf("| %s | %s | %d | %d | %d | %s / %s | %s | %s | %s |\n", r.scenario, r.transport, r.motionBytes, r.stillBytes, r.motionBytes+r.stillBytes,
+			db(r.psnr), db(r.textPSNR), lat(r.toVideo), lat(r.toTiles), lat(r.toExact))
 	}
 }
 
-// runAuto runs one transport through two motion/still rounds; latencies
-// are averages over the rounds (auto only), the picture is the last still
-// one's.
-func runAuto(b *testing.B, tr string) (motionBytes, stillBytes int64, psnr float64, exact bool, toVideo, toTiles, toExact time.Duration) {
+// autoRow is one BenchmarkAutoTransport run; latencies are averages over
+// the rounds (auto only), the picture is the last still one's.
+type autoRow struct {
+	scenario, transport       string
+	motionBytes, stillBytes   int64
+	psnr, textPSNR            float64 // 99: identical
+	toVideo, toTiles, toExact time.Duration
+}
+
+// runAuto runs one transport through two motion/still rounds; with closeArea
+// set the motion area is cleared when still, else it freezes.
+func runAuto(b *testing.B, tr string, closeArea bool) autoRow {
+	r := autoRow{transport: tr}
 	ctx, cancel := context.WithCancel(context.Background())
 	addr, con, err := demo.Start(ctx, demo.Options{
 		Width: 1024, Height: 768, Motion: true, PauseAnimation: true,
@@ -209,6 +221,21 @@ func runAuto(b *testing.B, tr string) (motionBytes, stillBytes int64, psnr float
 		cancel()
 		<-con.Done()
 	}()
+	// Text on the terminal: the help line, many times.
+	for range 30 {
+		for _, k := range "help\n" {
+			ev := input.KeyEvent{Key: string(k), Down: true}
+			if k == '\n' {
+				ev.Key = "Enter"
+			}
+			if err := con.Key(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if closeArea {
+		con.SetMotion(false)
+	}
 	srv, err := server.New(server.Options{Target: "vnc://" + addr, Client: client.FS, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
@@ -238,14 +265,20 @@ func runAuto(b *testing.B, tr string) (motionBytes, stillBytes int64, psnr float
 	for range 2 {
 		d0 := relay.Down()
 		moved := time.Now()
+		if closeArea {
+			con.SetMotion(true)
+		}
 		con.SetAnimationPaused(false)
 		time.Sleep(spell)
 		d1 := relay.Down()
 		stopped := time.Now()
 		con.SetAnimationPaused(true)
+		if closeArea {
+			con.SetMotion(false)
+		}
 		if tr == "auto" {
 			if at := switchedAt(b, p, "wsvideo"); at.After(moved) {
-				toVideo += at.Sub(moved) / 2
+				r.toVideo += at.Sub(moved) / 2
 			}
 			// Poll for the exact picture.
 			for time.Since(stopped) < spell {
@@ -254,27 +287,33 @@ func runAuto(b *testing.B, tr string) (motionBytes, stillBytes int64, psnr float
 					b.Fatal(err)
 				}
 				if compare(got, fb.Snapshot()) == "" {
-					toExact += time.Since(stopped) / 2
+					r.toExact += time.Since(stopped) / 2
 					break
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
 			if at := switchedAt(b, p, "tiles"); at.After(stopped) {
-				toTiles += at.Sub(stopped) / 2
+				r.toTiles += at.Sub(stopped) / 2
 			}
 		}
 		time.Sleep(time.Until(stopped.Add(spell)))
-		motionBytes += d1 - d0
-		stillBytes += relay.Down() - d1
+		r.motionBytes += d1 - d0
+		r.stillBytes += relay.Down() - d1
 	}
 	want := fb.Snapshot()
 	got, err := p.CanvasPixels("kvm-console")
 	if err != nil {
 		b.Fatal(err)
 	}
-	exact = compare(got, want) == ""
 	if got.W == want.W && got.H == want.H {
-		psnr = math.Min(99, video.PSNR(got, want))
+		r.psnr = math.Min(99, video.PSNR(got, want))
+		text := framebuffer.Rect{W: want.W / 2, H: want.H - 96}
+		r.textPSNR = math.Min(99, video.PSNR(subCanvas(got, text), subCanvas(want, text)))
 	}
-	return motionBytes, stillBytes, psnr, exact, toVideo, toTiles, toExact
+	return r
+}
+
+// subCanvas returns a view of r in c.
+func subCanvas(c *framebuffer.Canvas, r framebuffer.Rect) *framebuffer.Canvas {
+	return &framebuffer.Canvas{W: r.W, H: r.H, Stride: c.Stride, Pix: c.Pix[c.Offset(r.X, r.Y):]}
 }
