@@ -8,8 +8,8 @@ import (
 
 // Automatic transport (`transport=auto`): a viewer starts on tiles, goes to
 // WebSocket video while much of the screen keeps changing, and comes back
-// to tiles once the screen has been still for autoStill, so that what
-// stays on screen is pixel-exact. All within one connection: the switch is
+// to tiles once the screen has been quiet (no update changing more than a
+// sliver of it) for autoStill, so that what stays on screen is pixel-exact. All within one connection: the switch is
 // a transport message and a full frame on the new transport.
 const (
 	// autoWindow is the span motion is judged over: damaged updates in
@@ -21,16 +21,19 @@ const (
 	// autoMotionShare: the window's damage must add up to at least 1/n of
 	// the screen's area per second.
 	autoMotionShare = 3
-	// autoStill is how long the screen must not change before video gives
-	// way to tiles.
-	autoStill = time.Second
+	// autoStill is how long the screen must be quiet before video gives
+	// way to tiles: no update damaging 1/autoQuietShare of it or more (a
+	// blinking cursor or a ticking clock is quiet; tiles send those
+	// exactly).
+	autoStill      = time.Second
+	autoQuietShare = 64
 )
 
 // activity keeps what a viewer's updates changed, for transport=auto. It
 // belongs to the viewer's sender goroutine.
 type activity struct {
-	events     []damageEvent // damaged updates of the last autoWindow
-	lastChange time.Time     // the last update that changed pixels
+	events     []damageEvent // updates of the last autoWindow that were not quiet
+	lastChange time.Time     // the last update that was not quiet
 	screen     int           // the screen's area in pixels
 }
 
@@ -48,10 +51,11 @@ func (a *activity) note(now time.Time, u *framebuffer.Update) {
 	for _, r := range u.Damage {
 		area += r.Area()
 	}
-	if area > 0 || len(u.Moves) > 0 || u.Resized {
+	large := area > 0 && area*autoQuietShare >= a.screen
+	if u.Resized || large {
 		a.lastChange = now
 	}
-	if area > 0 {
+	if large {
 		a.events = append(a.events, damageEvent{now, area})
 	}
 	a.trim(now)
@@ -71,8 +75,9 @@ func (a *activity) reset(now time.Time) {
 }
 
 // moving reports sustained motion: over the last autoWindow, at least
-// autoMotionUpdates damaged updates, some in each of its autoSlices parts,
-// adding up to 1/autoMotionShare of the screen per second.
+// autoMotionUpdates updates that were not quiet, some in each of its
+// autoSlices parts, adding up to 1/autoMotionShare of the screen per
+// second.
 func (a *activity) moving(now time.Time) bool {
 	a.trim(now)
 	if len(a.events) < autoMotionUpdates || a.screen == 0 {
@@ -86,7 +91,7 @@ func (a *activity) moving(now time.Time) bool {
 	return slices == 1<<autoSlices-1 && float64(area)*autoMotionShare >= float64(a.screen)*autoWindow.Seconds()
 }
 
-// stillAt returns when the screen will have been still for autoStill.
+// stillAt returns when the screen will have been quiet for autoStill.
 func (a *activity) stillAt() time.Time { return a.lastChange.Add(autoStill) }
 
 // startAuto puts the viewer on transport=auto with codec (empty: the
@@ -108,8 +113,9 @@ func (vc *viewerConn) startAuto(codec string) error {
 }
 
 // autoSwitch moves an auto viewer to video on sustained motion, or back to
-// tiles once the screen has been still for autoStill (nothing pending:
-// dirty false). It reports whether it switched; a full frame is then due.
+// tiles once the screen has been quiet for autoStill (and nothing is
+// pending: dirty false). It reports whether it switched; a full frame is
+// then due.
 func (vc *viewerConn) autoSwitch(now time.Time, dirty bool) (bool, error) {
 	switch {
 	case vc.video == nil && vc.activity.moving(now):

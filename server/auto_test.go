@@ -25,6 +25,8 @@ func TestActivity(t *testing.T) {
 		{"a small box at 10 fps", every(0, 2000, 100, damage(24, 24)), 2000, false},
 		{"one full redraw then a short burst", merge(map[int]*framebuffer.Update{0: damage(640, 400)}, every(450, 550, 33, damage(320, 200))), 550, false},
 		{"slow updates of half the screen (4/s)", every(0, 1000, 250, damage(320, 400)), 1000, true},
+		{"a quarter of the screen at 30 fps with a clock in the first third", merge(map[int]*framebuffer.Update{60: damage(152, 16)}, every(250, 600, 33, damage(320, 200))), 600, false},
+		{"typing at 30 characters a second", every(0, 2000, 33, damage(8, 16)), 2000, false},
 		{"moves only (scrolling on tiles)", every(0, 1000, 33, &framebuffer.Update{Moves: []framebuffer.Move{{Src: framebuffer.Rect{Y: 20, W: 640, H: 380}}}}), 1000, false},
 	}
 	for _, tc := range cases {
@@ -40,12 +42,19 @@ func TestActivity(t *testing.T) {
 		}
 	}
 
+	// Quiet: a blinking text cursor, a clock, the pointer and scrolling do
+	// not keep a screen from counting as still; a larger change does.
 	var a activity
 	a.note(t0, &framebuffer.Update{Resized: true, Width: 640, Height: 400})
-	a.note(ms(500), damage(8, 8))
-	a.note(ms(600), &framebuffer.Update{CursorChanged: true}) // no pixels changed
-	if got, want := a.stillAt(), ms(500).Add(autoStill); !got.Equal(want) {
-		t.Errorf("still at %v, want %v", got, want)
+	a.note(ms(300), damage(320, 200))
+	for at := 400; at < 3000; at += 250 {
+		a.note(ms(at), damage(8, 16))                                              // cursor blink
+		a.note(ms(at+10), damage(152, 16))                                         // clock
+		a.note(ms(at+20), &framebuffer.Update{CursorChanged: true})                // pointer
+		a.note(ms(at+30), &framebuffer.Update{Moves: make([]framebuffer.Move, 1)}) // scroll
+	}
+	if got, want := a.stillAt(), ms(300).Add(autoStill); !got.Equal(want) {
+		t.Errorf("still at %v, want %v (the last large change plus %v)", got, want, autoStill)
 	}
 }
 
