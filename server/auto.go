@@ -3,6 +3,7 @@ package server
 import (
 	"time"
 
+	"kvmgate/encoders/tiles"
 	"kvmgate/framebuffer"
 )
 
@@ -28,6 +29,11 @@ const (
 	autoStill      = time.Second
 	autoQuietShare = 64
 )
+
+// autoOnsetQuality is the tiles quality of an auto viewer while motion may
+// be starting: photo-like areas go as JPEG (refined to lossless once
+// quiet, as on a slow link), text stays lossless.
+var autoOnsetQuality = tiles.Quality{Lossy: true, JPEG: 65}
 
 // activity keeps what a viewer's updates changed, for transport=auto. It
 // belongs to the viewer's sender goroutine.
@@ -90,6 +96,10 @@ func (a *activity) moving(now time.Time) bool {
 	}
 	return slices == 1<<autoSlices-1 && float64(area)*autoMotionShare >= float64(a.screen)*autoWindow.Seconds()
 }
+
+// suspect reports that motion may be starting: two updates in the last
+// autoWindow (as of the last note) that were not quiet.
+func (a *activity) suspect() bool { return len(a.events) >= 2 }
 
 // stillAt returns when the screen will have been quiet for autoStill.
 func (a *activity) stillAt() time.Time { return a.lastChange.Add(autoStill) }

@@ -42,6 +42,23 @@ func TestActivity(t *testing.T) {
 		}
 	}
 
+	// Suspected motion (tiles go lossy for photo-like areas): two large
+	// updates within the window, as of the last update.
+	var s activity
+	s.note(t0, &framebuffer.Update{Resized: true, Width: 640, Height: 400})
+	s.note(ms(100), damage(320, 200))
+	if s.suspect() {
+		t.Error("one large update: suspected motion")
+	}
+	s.note(ms(150), damage(320, 200))
+	if !s.suspect() {
+		t.Error("two large updates 50 ms apart: no suspected motion")
+	}
+	s.note(ms(2000), damage(8, 16))
+	if s.suspect() {
+		t.Error("two large updates 2 s ago: still suspected motion")
+	}
+
 	// Quiet: a blinking text cursor, a clock, the pointer and scrolling do
 	// not keep a screen from counting as still; a larger change does.
 	var a activity

@@ -604,6 +604,11 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 		records++
 	}
 	q := vc.rc.quality
+	if vc.auto && !q.Lossy && vc.activity.suspect() {
+		// Motion may be starting (server/auto.go): until it counts as
+		// sustained and video takes over, photo-like areas go as JPEG.
+		q = autoOnsetQuality
+	}
 	// Areas sent lossily are refined when the screen went quiet, or with
 	// the next frame once lossy encoding is off.
 	lossyFrom := len(rects)
