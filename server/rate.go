@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"time"
 
 	"kvmgate/encoders/tiles"
@@ -134,11 +135,10 @@ const (
 	// bitrateBackoff is the share of the measured goodput the target drops
 	// to when the link shows a queue.
 	bitrateBackoff = 0.8
-	// probeGain is the growth per probe (every two clear steps). The
-	// target stops at kneeHold percent of the knee (the goodput at the
-	// last back-off) until probeHold after it, and grows by fastProbeGain
-	// once the back-off is fastProbeAfter old and the target well past the
-	// knee (the link got faster).
+	// probeGain is the growth per probe (every two clear steps),
+	// fastProbeGain once the last back-off is fastProbeAfter old. With a
+	// knee (the goodput at the last back-off) known the target cruises at
+	// kneeHold percent of it and probes above it every probeHold.
 	probeGain      = 1.05
 	kneeHold       = 80
 	probeHold      = 4 * time.Second
@@ -160,14 +160,15 @@ const (
 //     went idle between them, a queue is building) and the encoder used
 //     most of its budget;
 //   - on congestion the target drops to 80% of the goodput (by 10% to 50%),
-//     and that goodput is remembered as the knee;
-//   - after two clear steps it grows by 5%, but only while the encoder
-//     spends at least 3/4 of its budget (a still or slow screen does not
-//     drive the target up unchecked); it stays at 80% of the knee until
-//     4 s after the last back-off (and goes past that only while the
-//     encoder spends 9/10 of its budget), and grows by 15% once the
-//     back-off is 5 s old and the target 10% past the knee (the link got
-//     faster).
+//     and that goodput (while probing: the goodput since the probe began)
+//     is remembered as the knee;
+//   - after two clear steps it grows by 5% (15% once the last back-off is
+//     5 s old), but only while the encoder spends at least 3/4 of its
+//     budget (a still or slow screen does not drive the target up
+//     unchecked), and with a knee known only up to 80% of it, where it
+//     cruises;
+//   - 4 s after the last back-off and probe, if the encoder would spend
+//     more, it probes at 105% of the knee for two steps (see probe).
 //
 // The window is the frames one smallest round trip holds at 30 frames per
 // second plus two, at least MaxInflight and at most six: never more than
@@ -190,7 +191,11 @@ type videoRate struct {
 	blockedSince time.Time // zero: not blocked
 	clear        int       // consecutive steps without congestion
 	lastBackoff  time.Time
-	knee         int // bit/s: the goodput at the last back-off; 0 unknown
+	knee         int  // bit/s: the goodput at the last back-off; 0 unknown
+	probing      bool // the target is above the knee to probe for more
+	probeStart   time.Time
+	lastProbe    time.Time // when the last probe passed
+	passes       int       // probes in a row that found no queue with the encoder filling the knee
 }
 
 // ackPoint is a cumulative byte count at an instant.
@@ -270,24 +275,56 @@ func (r *videoRate) blocked(now time.Time, on bool) {
 	}
 }
 
-// probe returns the target after two clear steps: up by probeGain while
-// the encoder spends 3/4 of its budget, but no higher than kneeHold% of the
-// knee until probeHold after the last back-off (and past that only while
-// the encoder spends 9/10 of it); by fastProbeGain once the back-off is
-// fastProbeAfter old and the target is past the knee by 10% (or no knee is
-// known): the link got faster.
+// probe returns the target after two clear steps. Without a knee it grows
+// by probeGain (fastProbeGain once the last back-off is fastProbeAfter
+// old) while the encoder spends 3/4 of its budget. With one it grows that
+// way up to kneeHold% of the knee and cruises there. probeHold after the
+// last back-off and probe, if the encoder would spend more, it probes at
+// 105% of the knee for two steps: a queue then backs off as usual; a pass
+// with the encoder producing at least the knee raises the knee to that
+// rate, and two such passes in a row show the link got faster (the knee is
+// forgotten, growth resumes); a pass below it (the encoder did not fill
+// the link) goes back to cruising.
 func (r *videoRate) probe(now time.Time, demand float64) int {
 	since := now.Sub(r.lastBackoff)
-	hold := r.knee * kneeHold / 100
-	switch {
-	case demand < 0.75*float64(r.target), r.knee > 0 && r.target >= hold && demand < 0.9*float64(r.target):
-		return r.target
-	case since >= fastProbeAfter && (r.knee == 0 || r.target > r.knee*11/10):
-		return int(float64(r.target) * fastProbeGain)
-	case r.knee == 0 || since >= probeHold:
-		return int(float64(r.target) * probeGain)
+	gain := probeGain
+	if since >= fastProbeAfter {
+		gain = fastProbeGain
 	}
-	return max(r.target, min(int(float64(r.target)*probeGain), hold))
+	grow := func(limit int) int {
+		if demand < 0.75*float64(r.target) {
+			return r.target
+		}
+		return max(r.target, min(int(float64(r.target)*gain), limit))
+	}
+	if r.knee == 0 {
+		return grow(math.MaxInt)
+	}
+	cruise := r.knee * kneeHold / 100
+	switch {
+	case r.probing:
+		// The probe passed without a queue.
+		r.probing = false
+		r.lastProbe = now
+		if carried := int(rateSince(r.encoded, r.probeStart) * 8); carried >= r.knee {
+			// The link carried more than the knee: raise it, and after a
+			// second such pass forget it (the link got faster).
+			if r.passes++; r.passes >= 2 {
+				r.knee, r.passes = 0, 0
+				return r.target
+			}
+			r.knee = carried
+		} else {
+			r.passes = 0
+		}
+		return r.knee * kneeHold / 100
+	case r.target < cruise:
+		return grow(cruise)
+	case since >= probeHold && now.Sub(r.lastProbe) >= probeHold && demand >= 0.9*float64(r.target):
+		r.probing, r.probeStart = true, now
+		return r.knee * 105 / 100
+	}
+	return r.target
 }
 
 // window returns how many frames may be in flight.
@@ -304,6 +341,24 @@ func (r *videoRate) demand(now time.Time) float64 {
 	a, z := r.encoded[0], r.encoded[len(r.encoded)-1]
 	d := max(now.Sub(a.at), bitrateStep)
 	return float64(z.bytes-a.bytes) * 8 / d.Seconds()
+}
+
+// rateSince returns the bytes per second that cumulative points p grew by
+// from t (or their first point after it) to their last point; 0 when that
+// spans less than half a step.
+func rateSince(p []ackPoint, t time.Time) float64 {
+	i := 0
+	for i+1 < len(p) && !p[i+1].at.After(t) {
+		i++
+	}
+	if len(p) < 2 {
+		return 0
+	}
+	a, z := p[i], p[len(p)-1]
+	if d := z.at.Sub(a.at); d >= bitrateStep/2 {
+		return float64(z.bytes-a.bytes) / d.Seconds()
+	}
+	return 0
 }
 
 // update ends a step if one is due and returns the target, at most ceil.
@@ -326,8 +381,12 @@ func (r *videoRate) update(now time.Time, ceil int) int {
 				next = int(g * 8 * bitrateBackoff)
 				r.knee = int(g * 8)
 			}
+			if g := rateSince(r.acks, r.probeStart); r.probing && g > 0 {
+				// What the link carried while probing is its capacity.
+				r.knee = int(g * 8)
+			}
 			r.target = max(r.target/2, min(next, r.target*9/10))
-			r.clear, r.lastBackoff = 0, now
+			r.clear, r.lastBackoff, r.probing, r.passes = 0, now, false, 0
 		case r.clear >= 1:
 			r.clear = 0
 			r.target = r.probe(now, demand)
