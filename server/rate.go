@@ -140,7 +140,7 @@ const (
 	// knee (the goodput at the last back-off) known the target cruises at
 	// kneeHold percent of it and probes above it every probeHold.
 	probeGain      = 1.05
-	kneeHold       = 80
+	kneeHold       = 75
 	probeHold      = 4 * time.Second
 	fastProbeGain  = 1.15
 	fastProbeAfter = 5 * time.Second
@@ -165,7 +165,7 @@ const (
 //   - after two clear steps it grows by 5% (15% once the last back-off is
 //     5 s old), but only while the encoder spends at least 3/4 of its
 //     budget (a still or slow screen does not drive the target up
-//     unchecked), and with a knee known only up to 80% of it, where it
+//     unchecked), and with a knee known only up to 75% of it, where it
 //     cruises;
 //   - 4 s after the last back-off and probe, if the encoder would spend
 //     more, it probes at 105% of the knee for two steps (see probe).
