@@ -103,7 +103,7 @@ export class Screen {
     const ctx = this.ctx;
     switch (r.type) {
       case 'resize':
-        this.resize(r.w, r.h);
+        this.resize(r.w, r.h, true);
         break;
       case 'fill':
         ctx.fillStyle = `rgb(${r.r},${r.g},${r.b})`;
@@ -121,12 +121,16 @@ export class Screen {
   }
 
   /**
-   * Makes the canvas w×h and black.
+   * Makes the canvas w×h and black. With keep set and the size unchanged
+   * it keeps the picture: a full frame follows every resize record, and a
+   * transport switch (auto) then does not flash black.
    * @param {number} w
    * @param {number} h
+   * @param {boolean} [keep]
    */
-  resize(w, h) {
+  resize(w, h, keep = false) {
     const changed = w !== this.width || h !== this.height;
+    if (keep && !changed && this.canvas.width === w && this.canvas.height === h) return;
     this.width = w;
     this.height = h;
     this.canvas.width = w;

@@ -25,6 +25,7 @@ const BACKOFF_MAX = 30000;
  * @property {number} fps frames drawn in the last second
  * @property {number} kbps kbit received in the last second
  * @property {string} transport "tiles", "wsvideo" or "webrtc" (the server's `transport` message)
+ * @property {boolean} auto whether the server switches between tiles and video by activity (`transport=auto`)
  * @property {string} codec "tiles", "vp8" or "h264"
  * @property {number} bitrate video: the server's target bitrate (kbit/s); 0 on tiles
  * @property {number} packetsLost WebRTC: video packets lost so far (0 on other transports)
@@ -42,7 +43,7 @@ const BACKOFF_MAX = 30000;
  * Events (CustomEvent, detail in parentheses): `connect` (the hello
  * message), `disconnect` ({code, reason, reconnect}), `resize` ({width,
  * height}), `frame` ({frame, width, height}), `clipboard` ({text}), `bell`,
- * `transport` ({transport, codec}), `caps` ({pointer, resize}: the
+ * `transport` ({transport, codec, auto}), `caps` ({pointer, resize}: the
  * console's pointer kind or resizability changed),
  * `error` ({message, fatal}), `status` ({state, backend, message}).
  *
@@ -113,6 +114,7 @@ export class KvmConsole extends HTMLElement {
     this.kbps = 0;
     this.transport = 'tiles';
     this.codec = 'tiles';
+    this.auto = false;
     this.bitrate = 0;
     this.packetsLost = 0;
     /** video bytes received over WebRTC by the current peer connection */
@@ -349,6 +351,7 @@ export class KvmConsole extends HTMLElement {
     if (this.conn) this.dropConnection(1000, 'reconnect');
     this.setState('connecting');
     this.transport = this.codec = 'tiles';
+    this.auto = false;
     this.bitrate = 0;
     this.leftVideo = false;
     const conn = new Connection(this.url, {
@@ -416,8 +419,9 @@ export class KvmConsole extends HTMLElement {
       case 'transport':
         this.transport = String(m.transport ?? 'tiles');
         this.codec = String(m.codec ?? 'tiles');
+        this.auto = m.auto === true;
         if (this.transport !== 'webrtc') this.stopRTC();
-        this.emit('transport', { transport: this.transport, codec: this.codec });
+        this.emit('transport', { transport: this.transport, codec: this.codec, auto: this.auto });
         break;
       case 'ticket':
         this.renewTicket(m.ticket);
@@ -547,6 +551,7 @@ export class KvmConsole extends HTMLElement {
       fps: this.fps,
       kbps: this.kbps,
       transport: this.transport,
+      auto: this.auto,
       codec: this.codec,
       bitrate: this.bitrate,
       packetsLost: this.packetsLost,
@@ -599,8 +604,9 @@ export class KvmConsole extends HTMLElement {
 
   /**
    * Asks for another transport; the `transport` event reports what the
-   * server chose. The URL's `transport=` query picks the first one.
-   * @param {"tiles"|"wsvideo"|"webrtc"} transport
+   * server chose. The URL's `transport=` query picks the first one. "auto"
+   * lets the server switch between tiles and WebSocket video by activity.
+   * @param {"tiles"|"wsvideo"|"webrtc"|"auto"} transport
    * @param {"vp8"|"h264"} [codec] default: the server's choice
    */
   setTransport(transport, codec) {

@@ -197,7 +197,7 @@ export class Toolbar {
     const parts = [c.state];
     if (c.state === 'connected') {
       if (c.hello?.name) parts.unshift(c.hello.name);
-      parts.push(`${s.width}×${s.height}`, s.codec === 'tiles' ? s.transport : `${s.transport} ${s.codec}`, `${s.fps} fps`, `${s.kbps} kbit/s`, `RTT ${s.rtt} ms`);
+      parts.push(`${s.width}×${s.height}`, (s.auto ? 'auto: ' : '') + (s.codec === 'tiles' ? s.transport : `${s.transport} ${s.codec}`), `${s.fps} fps`, `${s.kbps} kbit/s`, `RTT ${s.rtt} ms`);
       if (s.transport === 'webrtc') parts.push(`lost ${s.packetsLost}`);
     } else if (c.message) {
       parts.push(c.message);

@@ -35,6 +35,12 @@ type Options struct {
 	Password string
 	// Logger receives the RFB server's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Motion animates the right half of the screen (a plasma with moving
+	// stripes, 30 frames a second; see motion.go) for heavy-motion
+	// workloads: video transports, switching between tiles and video, and
+	// figures. The terminal keeps the left half. SetAnimationPaused stops
+	// it with the box.
+	Motion bool
 }
 
 // Prompt starts every input line of the terminal.
@@ -96,6 +102,7 @@ type Console struct {
 	termX, termY int
 	term         framebuffer.Rect
 	anim         framebuffer.Rect
+	motion       framebuffer.Rect // empty without Options.Motion
 	clockRect    framebuffer.Rect
 	done         chan struct{} // set by Start before its goroutines
 
@@ -114,6 +121,8 @@ type Console struct {
 	boxY      int
 	vx, vy    int
 	paused    bool
+	motionOff bool          // the motion area is closed (SetMotion)
+	tick      int           // animation frames so far
 	textCh    chan struct{} // closed and replaced when the text changes
 }
 
@@ -143,6 +152,10 @@ func New(opts Options) (*Console, error) {
 	}
 	c.termX, c.termY = margin, titleH+margin/2
 	c.cols = (w - 2*margin) / cellW
+	if opts.Motion {
+		c.motion = motionRect(w, h)
+		c.cols = (c.motion.X - 2*margin) / cellW
+	}
 	c.rows = (h - titleH - animH - margin) / cellH
 	c.term = framebuffer.Rect{X: c.termX, Y: c.termY, W: c.cols * cellW, H: c.rows * cellH}
 	c.anim = framebuffer.Rect{X: 0, Y: h - animH, W: w, H: animH}
@@ -166,6 +179,7 @@ func New(opts Options) (*Console, error) {
 	c.lines = []string{"Welcome to the kvmgate demo console. Type 'help' for commands.", Prompt}
 	c.drawClock()
 	c.drawBox()
+	c.drawMotion(0)
 	c.renderTerminal()
 	c.fb.SetName(Title)
 	c.fb.Publish(canvas, &c.batch)
@@ -175,32 +189,62 @@ func New(opts Options) (*Console, error) {
 // Framebuffer returns the framebuffer the console publishes into.
 func (c *Console) Framebuffer() *framebuffer.Framebuffer { return c.fb }
 
-// Run animates the box and updates the clock until ctx ends.
+// Run animates the box (10 frames a second) and the motion area (30), and
+// updates the clock, until ctx ends.
 func (c *Console) Run(ctx context.Context) error {
-	t := time.NewTicker(frameTime)
+	period, perBox := frameTime, 1
+	if !c.motion.Empty() {
+		period, perBox = motionFrameTime, int(frameTime/motionFrameTime)
+	}
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			c.step()
+			c.step(perBox)
 		}
 	}
 }
 
-// step advances the animation by one frame and the clock to now.
-func (c *Console) step() {
+// step advances the animation by one tick (the box moves every perBox
+// ticks) and the clock to now.
+func (c *Console) step(perBox int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.drawClock()
 	if !c.paused {
-		c.moveBox()
+		c.tick++
+		if c.tick%perBox == 0 {
+			c.moveBox()
+		}
+		if !c.motionOff {
+			c.drawMotion(c.tick)
+		}
 	}
 	c.publish()
 }
 
-// SetAnimationPaused stops or restarts the bouncing box.
+// SetMotion closes (false) or reopens (true) the motion area of a console
+// made with Options.Motion: closed, it shows the terminal's background and
+// stays still, as when a video window is closed and text remains.
+func (c *Console) SetMotion(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.motion.Empty() || c.motionOff == !on {
+		return
+	}
+	c.motionOff = !on
+	if !on {
+		fill(c.canvas, c.motion, colTermBG)
+		c.batch.Damage(c.motion)
+		c.publish()
+	}
+}
+
+// SetAnimationPaused stops or restarts the bouncing box and the motion
+// area.
 func (c *Console) SetAnimationPaused(p bool) {
 	c.mu.Lock()
 	c.paused = p

@@ -188,12 +188,12 @@ func TestClockDamageIsSmall(t *testing.T) {
 	var mirror framebuffer.Canvas
 	v.Take(&mirror)
 
-	c.step() // same second: nothing changes
+	c.step(1) // same second: nothing changes
 	if u := v.Take(&mirror); !u.Empty() {
 		t.Fatalf("update without a clock change: %+v", u)
 	}
 	clk.t = clk.t.Add(time.Second)
-	c.step()
+	c.step(1)
 	u := v.Take(&mirror)
 	if len(u.Damage) == 0 {
 		t.Fatal("clock tick damaged nothing")
@@ -220,7 +220,7 @@ func TestBoxDamageIsOldAndNewRects(t *testing.T) {
 	var mirror framebuffer.Canvas
 	v.Take(&mirror)
 	old := c.boxRect()
-	c.step()
+	c.step(1)
 	u := v.Take(&mirror)
 	allowed := tileBounds(old.Union(c.boxRect()))
 	if old == c.boxRect() {

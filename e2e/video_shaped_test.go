@@ -1,10 +1,3 @@
-//go:build shapedlink
-
-// This test is kept out of CI (it needs -tags shapedlink,libvpx,openh264):
-// the bitrate does not yet converge reliably below a 1 Mbit/s link (2 of 7
-// runs failed; see docs/benchmarks.md, section Video). It is the acceptance
-// test for the rate-control fix that issue 5 still needs.
-
 package e2e
 
 import (

@@ -15,6 +15,9 @@ const (
 	TransportTiles   = "tiles"
 	TransportWSVideo = "wsvideo"
 	TransportWebRTC  = "webrtc"
+	// TransportAuto switches between tiles and WebSocket video with the
+	// screen's activity (server/auto.go).
+	TransportAuto = "auto"
 )
 
 // Video pacing and bitrate bounds for WebSocket video viewers.
@@ -27,11 +30,9 @@ const (
 	videoMaxBitrate = 12_000_000
 	// videoLowBitrate is the highest target in "low" quality mode.
 	videoLowBitrate = 500_000
-	// videoAdaptEvery is how often the target bitrate moves.
+	// videoAdaptEvery is how often the WebRTC target bitrate moves
+	// (WebSocket video: bitrateStep, server/rate.go).
 	videoAdaptEvery = 500 * time.Millisecond
-	// videoQueueSlack is how far the smoothed RTT may exceed twice the
-	// smallest one before the link counts as queueing.
-	videoQueueSlack = 40 * time.Millisecond
 	// videoRefineShare: a still screen is refined once at least 1/n of it
 	// changed since the last refinement.
 	videoRefineShare = 20
@@ -48,6 +49,8 @@ type transportMsg struct {
 	T         string `json:"t"`
 	Transport string `json:"transport"`
 	Codec     string `json:"codec"`
+	// Auto is set while the server picks the transport by activity.
+	Auto bool `json:"auto,omitempty"`
 }
 
 // videoSender is a WebSocket video viewer's encoder state. It belongs to
@@ -63,7 +66,8 @@ type videoSender struct {
 	changed   int  // pixels changed since the last refinement
 	refined   bool // the last frame was a refinement
 	frame     []byte
-	rtc       *rtcPeer // WebRTC: pictures go to its track (server/webrtc.go)
+	rtc       *rtcPeer   // WebRTC: pictures go to its track (server/webrtc.go)
+	rate      *videoRate // WebSocket video's bitrate controller (server/rate.go)
 }
 
 // pts returns the stream time of a picture taken at now.
@@ -81,7 +85,7 @@ func (vs *videoSender) transport() string {
 // to the sender. It runs on the reader goroutine.
 func (vc *viewerConn) requestTransport(m clientMsg) {
 	switch m.Transport {
-	case TransportTiles, TransportWSVideo, TransportWebRTC:
+	case TransportTiles, TransportWSVideo, TransportWebRTC, TransportAuto:
 	default:
 		vc.note(fmt.Sprintf("unknown transport %q", m.Transport))
 		return
@@ -107,6 +111,10 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 	if req.Transport == "" && req.Codec == "" {
 		return nil
 	}
+	if req.Transport == TransportAuto {
+		return vc.startAuto(req.Codec)
+	}
+	vc.auto = false
 	tr := req.Transport
 	switch tr {
 	case TransportWebRTC:
@@ -148,22 +156,7 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 			tr = TransportWSVideo
 		}
 	}
-	switch {
-	case tr == TransportTiles && vc.video != nil:
-		vc.stopVideo()
-		vc.v.RequestFull()
-	case tr == TransportWebRTC && peer != nil,
-		tr == TransportWSVideo && (vc.video == nil || vc.video.codec != codec || vc.video.rtc != nil):
-		vc.stopVideo()
-		vc.video = &videoSender{codec: codec, target: videoStartBitrate, rtc: peer}
-		vc.rc.minGap = videoMinInterval
-		vc.v.RequestFull()
-	}
-	vc.log.Info("viewer transport", "transport", tr, "codec", codec)
-	if codec == "" {
-		codec = TransportTiles
-	}
-	if err := vc.writeJSON(transportMsg{T: "transport", Transport: tr, Codec: codec}); err != nil {
+	if err := vc.switchTransport(tr, codec, peer); err != nil {
 		return err
 	}
 	if peer != nil {
@@ -173,6 +166,34 @@ func (vc *viewerConn) setTransport(req transportRequest) error {
 		}
 	}
 	return nil
+}
+
+// switchTransport makes tr (with codec, and peer for WebRTC) the viewer's
+// transport, with a full frame next, and tells the browser.
+func (vc *viewerConn) switchTransport(tr, codec string, peer *rtcPeer) error {
+	switch {
+	case tr == TransportTiles && vc.video != nil:
+		vc.stopVideo()
+		vc.v.RequestFull()
+	case tr == TransportWebRTC && peer != nil,
+		tr == TransportWSVideo && (vc.video == nil || vc.video.codec != codec || vc.video.rtc != nil):
+		vc.stopVideo()
+		// A viewer coming back to video (auto) resumes at the bitrate it
+		// left with.
+		rate := newVideoRate(videoStartBitrate)
+		if vc.lastRate != nil {
+			rate = newVideoRate(vc.lastRate.target)
+			rate.knee = vc.lastRate.knee
+		}
+		vc.video = &videoSender{codec: codec, target: rate.target, rtc: peer, rate: rate}
+		vc.rc.minGap = videoMinInterval
+		vc.v.RequestFull()
+	}
+	vc.log.Info("viewer transport", "transport", tr, "codec", codec, "auto", vc.auto)
+	if codec == "" {
+		codec = TransportTiles
+	}
+	return vc.writeJSON(transportMsg{T: "transport", Transport: tr, Codec: codec, Auto: vc.auto})
 }
 
 // pickCodec returns want if this build can encode it, else the first
@@ -209,6 +230,8 @@ func (vc *viewerConn) stopVideo() {
 	}
 	if vc.video.rtc != nil {
 		vc.video.rtc.close()
+	} else {
+		vc.lastRate = vc.video.rate
 	}
 	vc.video = nil
 	vc.rc.minGap = minFrameInterval
@@ -227,7 +250,8 @@ func (vc *viewerConn) sendNext(refine bool) error {
 // its last refinement.
 func (vc *viewerConn) needsRefine() bool {
 	if vs := vc.video; vs != nil {
-		return vs.enc != nil && !vs.refined && vs.changed*videoRefineShare >= vc.mirror.W*vc.mirror.H
+		// On auto, a still screen goes back to tiles instead.
+		return !vc.auto && vs.enc != nil && !vs.refined && vs.changed*videoRefineShare >= vc.mirror.W*vc.mirror.H
 	}
 	return vc.enc.Lossy()
 }
@@ -249,6 +273,7 @@ func (vc *viewerConn) videoStats(m *statsMsg) {
 func (vc *viewerConn) sendVideoFrame(refine bool) error {
 	vs := vc.video
 	u := vc.v.Take(&vc.mirror)
+	vc.activity.note(time.Now(), &u)
 	if u.Empty() && !refine {
 		return nil
 	}
@@ -297,7 +322,10 @@ func (vc *viewerConn) sendVideoFrame(refine bool) error {
 			}
 			vc.lastFrameAt = now
 			vc.winFrames++
-		} else if u.Resized {
+		} else {
+			vs.rate.sending(now, len(f.Data))
+		}
+		if vs.rtc == nil && u.Resized {
 			buf = video.AppendConfig(buf, vc.mirror.W, vc.mirror.H, video.WebCodecsString(vs.codec, f.Data))
 			records++
 		}
@@ -345,6 +373,7 @@ func (vc *viewerConn) openVideoEncoder(now time.Time) error {
 // fallBackToTiles leaves video after an encoder failure: the browser is
 // told why and gets a full tiles frame next.
 func (vc *viewerConn) fallBackToTiles(cause error) error {
+	vc.auto = false
 	vc.stopVideo()
 	vc.v.RequestFull()
 	if err := vc.writeJSON(errorMsg{T: "error", Message: "video failed (" + cause.Error() + "); using tiles"}); err != nil {
@@ -353,57 +382,37 @@ func (vc *viewerConn) fallBackToTiles(cause error) error {
 	return vc.writeJSON(transportMsg{T: "transport", Transport: TransportTiles, Codec: TransportTiles})
 }
 
-// adapt moves the target bitrate at most every videoAdaptEvery.
+// adapt moves the target bitrate: on WebSocket video videoRate's steps
+// (server/rate.go), on WebRTC the GCC estimate at most every
+// videoAdaptEvery.
 func (vs *videoSender) adapt(rc *rateController, now time.Time) {
-	if !vs.lastAdapt.IsZero() && now.Sub(vs.lastAdapt) < videoAdaptEvery {
-		return
-	}
-	vs.lastAdapt = now
 	if vs.rtc != nil {
+		if !vs.lastAdapt.IsZero() && now.Sub(vs.lastAdapt) < videoAdaptEvery {
+			return
+		}
+		vs.lastAdapt = now
 		vs.target = rtcBitrate(vs.rtc.bwe.GetTargetBitrate(), rc)
 	} else {
-		vs.target = nextVideoBitrate(vs.target, rc)
+		vs.target = vs.rate.update(now, bitrateCeiling(rc.mode))
 	}
 	if vs.enc != nil && vs.enc.Bitrate() != vs.target {
 		_ = vs.enc.SetBitrate(vs.target)
 	}
 }
 
+// bitrateCeiling is the highest video target a quality mode allows.
+func bitrateCeiling(mode string) int {
+	switch mode {
+	case ModeLow:
+		return videoLowBitrate
+	case ModeLossless:
+		return video.MaxBitrate
+	}
+	return videoMaxBitrate
+}
+
 // rtcBitrate is the WebRTC target: the GCC estimate within the quality
 // mode's cap.
 func rtcBitrate(estimate int, rc *rateController) int {
-	ceil := videoMaxBitrate
-	switch rc.mode {
-	case ModeLow:
-		ceil = videoLowBitrate
-	case ModeLossless:
-		ceil = video.MaxBitrate
-	}
-	return max(video.MinBitrate, min(estimate, ceil))
-}
-
-// nextVideoBitrate is the ack-based controller for video: it backs off by
-// 15% while the round trip shows a queue (the smoothed RTT well above the
-// smallest seen), else grows by 10% towards a ceiling of 80% of the
-// measured goodput (or the mode's cap while none is measured).
-func nextVideoBitrate(cur int, rc *rateController) int {
-	ceil := videoMaxBitrate
-	switch rc.mode {
-	case ModeLow:
-		ceil = videoLowBitrate
-	case ModeLossless:
-		ceil = video.MaxBitrate
-	}
-	if rc.bw > 0 {
-		ceil = min(ceil, int(rc.bw*8*0.8))
-	}
-	next := cur
-	queued := rc.minRTT > 0 && rc.srtt > 2*rc.minRTT+videoQueueSlack
-	switch {
-	case queued:
-		next = cur * 85 / 100
-	case cur < ceil:
-		next = cur + max(cur/10, 100_000)
-	}
-	return max(video.MinBitrate, min(next, ceil))
+	return max(video.MinBitrate, min(estimate, bitrateCeiling(rc.mode)))
 }

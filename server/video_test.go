@@ -279,3 +279,38 @@ func TestVideoUnavailableFallsBackToTiles(t *testing.T) {
 	}
 	c.converge(e.snapshot())
 }
+
+// TestAutoTransportStart: transport=auto starts on tiles with auto set in
+// the transport message, and a transport the viewer names ends auto mode.
+// (Switching by activity is tested end to end in e2e/video_auto_test.go.)
+func TestAutoTransportStart(t *testing.T) {
+	if err := video.Available(video.VP8); err != nil {
+		t.Skip(err)
+	}
+	e := newEnv(t, server.Options{Target: "vnc://fake:1"}, 320, 200)
+	c := e.connect("transport=auto")
+	if m := c.waitJSON("transport"); m["transport"] != "tiles" || m["auto"] != true {
+		t.Fatalf("transport message %v, want tiles, auto", m)
+	}
+	c.converge(e.snapshot())
+	c.send(map[string]any{"t": "transport", "transport": "tiles"})
+	if m := c.waitJSON("transport"); m["transport"] != "tiles" || m["auto"] != nil {
+		t.Fatalf("transport message %v, want tiles without auto", m)
+	}
+}
+
+// TestAutoWithoutVideo: without a codec, auto says why and stays on tiles.
+func TestAutoWithoutVideo(t *testing.T) {
+	if video.Available(video.VP8) == nil || video.Available(video.H264) == nil {
+		t.Skip("this build has a video codec")
+	}
+	e := newEnv(t, server.Options{Target: "vnc://fake:1"}, 320, 200)
+	c := e.connect("transport=auto")
+	if m := c.waitJSON("error"); m["fatal"] != false {
+		t.Errorf("error %v, want a non-fatal note", m)
+	}
+	if m := c.waitJSON("transport"); m["transport"] != "tiles" || m["auto"] != nil {
+		t.Fatalf("transport message %v, want tiles without auto", m)
+	}
+	c.converge(e.snapshot())
+}

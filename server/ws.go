@@ -272,6 +272,10 @@ type viewerConn struct {
 	want        transportRequest // the transport asked for in the URL
 	video       *videoSender     // nil: tiles (server/video.go)
 	refiner     pacing.Refiner   // paced refinement (server/pacing.go)
+	lastRate    *videoRate       // the last WebSocket video's controller
+	auto        bool             // the transport follows activity (server/auto.go)
+	autoCodec   string           // the codec auto switches to
+	activity    activity
 }
 
 func (vc *viewerConn) run() {
@@ -397,11 +401,27 @@ func (vc *viewerConn) loop() {
 	for {
 		// Send what may be sent now; otherwise work out when to wake.
 		wake := time.Duration(-1)
-		if len(vc.inflight) < MaxInflight && !vc.slowStart() {
+		// Slow start holds tiles frames only; video has its own window.
+		open := len(vc.inflight) < vc.window() && (vc.video != nil || !vc.slowStart())
+		if vs := vc.video; vs != nil && vs.rtc == nil {
+			// The controller learns of a full window, and moves the target
+			// even while no frame can leave.
+			now := time.Now()
+			vs.rate.blocked(now, dirty && !open)
+			vs.adapt(vc.rc, now)
+		}
+		if open && vc.auto {
+			switched, err := vc.autoSwitch(time.Now(), dirty)
+			if err != nil {
+				return
+			}
+			dirty = dirty || switched
+		}
+		if open {
 			now := time.Now()
 			switch {
 			case dirty:
-				if at := vc.lastFrameAt.Add(vc.rc.interval()); now.Before(at) {
+				if at := vc.lastFrameAt.Add(vc.frameGap()); now.Before(at) {
 					wake = at.Sub(now)
 				} else {
 					if err := vc.sendNext(false); err != nil {
@@ -421,6 +441,9 @@ func (vc *viewerConn) loop() {
 				} else if err := vc.sendNext(true); err != nil {
 					return
 				}
+			case vc.auto && vc.video != nil:
+				// Wake when the screen has been still long enough for tiles.
+				wake = max(vc.activity.stillAt().Sub(now), 0)
 			}
 		}
 		var paceC <-chan time.Time
@@ -534,7 +557,33 @@ func (vc *viewerConn) processAcks() {
 		f := vc.inflight[0]
 		vc.rc.acked(f.bytes, now.Sub(f.sentAt))
 		vc.inflight = vc.inflight[1:]
+		if vs := vc.video; vs != nil && vs.rtc == nil {
+			var next time.Time
+			if len(vc.inflight) > 0 {
+				next = vc.inflight[0].sentAt
+			}
+			vs.rate.acked(now, f.bytes, now.Sub(f.sentAt), next)
+		}
 	}
+}
+
+// window returns how many frames may await their ack: MaxInflight, or on
+// WebSocket video what the bitrate controller allows.
+func (vc *viewerConn) window() int {
+	if vs := vc.video; vs != nil && vs.rtc == nil {
+		return vs.rate.window()
+	}
+	return MaxInflight
+}
+
+// frameGap returns the least time between frames: on video the frame
+// rate cap (the bitrate controller sizes the frames), on tiles the rate
+// controller's interval.
+func (vc *viewerConn) frameGap() time.Duration {
+	if vc.video != nil {
+		return videoMinInterval
+	}
+	return vc.rc.interval()
 }
 
 // sendFrame takes what changed and sends it as one frame: control messages
@@ -542,6 +591,7 @@ func (vc *viewerConn) processAcks() {
 // resends lossy areas losslessly.
 func (vc *viewerConn) sendFrame(refine bool) error {
 	u := vc.v.Take(&vc.mirror)
+	vc.activity.note(time.Now(), &u)
 	if u.Empty() && !refine {
 		return nil
 	}
@@ -570,6 +620,11 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 		records++
 	}
 	q := vc.rc.quality
+	if vc.auto && !q.Lossy && vc.activity.suspect() {
+		// Motion may be starting (server/auto.go): until it counts as
+		// sustained and video takes over, photo-like areas go as JPEG.
+		q = autoOnsetQuality
+	}
 	// Areas sent lossily are refined when the screen went quiet, or with
 	// the next frame once lossy encoding is off.
 	refine = vc.paceRefine(refine, rects)

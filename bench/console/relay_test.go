@@ -129,3 +129,52 @@ func TestRelayUnreachableTarget(t *testing.T) {
 		t.Error("read from a relay whose target is down succeeded")
 	}
 }
+
+// TestShapedRelayRate sends 256 KiB through a relay shaped to 256 KiB/s:
+// it cannot arrive faster than the token bucket allows (its depth aside),
+// nor take far longer.
+func TestShapedRelayRate(t *testing.T) {
+	const rate, size = 256 << 10, 256 << 10
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write(make([]byte, size))
+	}()
+	r, err := NewShapedRelay(ln.Addr().String(), rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	start := time.Now()
+	if _, err := io.ReadFull(c, make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	least := time.Duration(float64(size-shapeBurst) / rate * float64(time.Second))
+	if took < least*95/100 || took > 10*least {
+		t.Errorf("%d bytes through a %d B/s relay took %v, want about %v", size, rate, took, least)
+	}
+	// The relay counts a write once it returned, maybe after the reader
+	// had the bytes.
+	for deadline := time.Now().Add(5 * time.Second); r.Down() != size && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.Down() != size {
+		t.Errorf("Down = %d, want %d", r.Down(), size)
+	}
+	t.Logf("%d bytes in %v: %.0f B/s", size, took, size/took.Seconds())
+}

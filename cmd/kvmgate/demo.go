@@ -29,7 +29,9 @@ as an RFB server on loopback, and serves it to browsers with the same
 server as "kvmgate serve --target vnc://ADDR", through kvmgate's own RFB
 client, so the demo exercises the real path. Open the printed URL. With
 --rfb-only it runs just the RFB server and prints its address, for VNC
-viewers and tests.
+viewers and tests. With --motion the right half of the screen animates (a
+plasma, 30 frames a second): heavy motion for the video transports
+(?transport=wsvideo, webrtc, or auto to switch with activity).
 
 Flags:
 `
@@ -45,6 +47,7 @@ func runDemo(ctx context.Context, args []string) error {
 	rfbOnly := fs.Bool("rfb-only", false, "run only the demo's RFB server and print its vnc:// address")
 	width := fs.Int("width", 1024, "screen width in pixels")
 	height := fs.Int("height", 768, "screen height in pixels")
+	motion := fs.Bool("motion", false, "animate the right half of the screen (heavy motion, for video)")
 	verbose := fs.Bool("v", false, "log debug events to standard error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -64,7 +67,7 @@ func runDemo(ctx context.Context, args []string) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	addr, console, err := demo.Start(ctx, demo.Options{Width: *width, Height: *height, Listen: *rfbListen, Logger: log})
+	addr, console, err := demo.Start(ctx, demo.Options{Width: *width, Height: *height, Listen: *rfbListen, Logger: log, Motion: *motion})
 	if err != nil {
 		return &exitError{Code: exitUsage, Err: err}
 	}
