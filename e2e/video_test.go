@@ -91,23 +91,59 @@ func TestWebSocketVideo(t *testing.T) {
 // framebuffer.
 func waitPSNR(t *testing.T, p *browsertest.Page, fb *framebuffer.Framebuffer, min float64) {
 	t.Helper()
+	waitPicturePSNR(t, p, false, fbScreen{fb}, min)
+}
+
+// screenshotter is what a page's picture is compared with: a framebuffer
+// (fbScreen) or a backend server's own screenshot (testserver.Screen).
+type screenshotter interface {
+	Screenshot() (*framebuffer.Canvas, error)
+}
+
+// fbScreen is a framebuffer as a screenshotter.
+type fbScreen struct{ fb *framebuffer.Framebuffer }
+
+// Screenshot returns a copy of the framebuffer's pixels.
+func (s fbScreen) Screenshot() (*framebuffer.Canvas, error) { return s.fb.Snapshot(), nil }
+
+// waitPicturePSNR waits until what the page shows, its console canvas or
+// (fromVideo) its WebRTC <video> drawn into a canvas, is within min dB PSNR
+// of want's screenshot.
+func waitPicturePSNR(t *testing.T, p *browsertest.Page, fromVideo bool, want screenshotter, min float64) {
+	t.Helper()
+	what, sel := "canvas", "kvm-console"
+	if fromVideo {
+		what, sel = "video", "#grab"
+	}
 	deadline := time.Now().Add(wait)
 	for {
-		want := fb.Snapshot()
-		got, err := p.CanvasPixels("kvm-console")
+		w, err := want.Screenshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fromVideo {
+			p.MustEval(t, `(() => {
+				const v = `+el+`.video;
+				let c = document.getElementById('grab');
+				if (!c) { c = document.createElement('canvas'); c.id = 'grab'; c.hidden = true; document.body.append(c); }
+				c.width = v.videoWidth; c.height = v.videoHeight;
+				if (c.width) c.getContext('2d', { willReadFrequently: true }).drawImage(v, 0, 0);
+			})()`)
+		}
+		got, err := p.CanvasPixels(sel)
 		if err != nil {
 			t.Fatal(err)
 		}
 		psnr := 0.0
-		if got.W == want.W && got.H == want.H {
-			psnr = video.PSNR(got, want)
+		if got.W == w.W && got.H == w.H {
+			psnr = video.PSNR(got, w)
 		}
 		if psnr >= min {
-			t.Logf("canvas PSNR %.1f dB", psnr)
+			t.Logf("%s PSNR %.1f dB", what, psnr)
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the canvas (%dx%d) never came within %.0f dB of the framebuffer (%dx%d): %.1f dB", got.W, got.H, min, want.W, want.H, psnr)
+			t.Fatalf("the %s (%dx%d) never came within %.0f dB of the reference (%dx%d): %.1f dB", what, got.W, got.H, min, w.W, w.H, psnr)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

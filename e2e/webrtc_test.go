@@ -63,24 +63,14 @@ func TestWebRTC(t *testing.T) {
 
 			// Keys go over the DataChannel (none over the WebSocket), reach
 			// the demo, and their echo reaches the video.
-			p.WaitFor(t, el+`.rtc.dc && `+el+`.rtc.dc.readyState === 'open'`, wait)
-			p.MustEval(t, `(() => {
-				const c = `+el+`, ws = c.conn, dc = c.rtc.dc;
-				window.wsKeys = 0; window.dcKeys = 0;
-				const wsSend = ws.send.bind(ws), dcSend = dc.send.bind(dc);
-				ws.send = (m) => { if (m.t === 'key') window.wsKeys++; return wsSend(m); };
-				dc.send = (s) => { if (JSON.parse(s).t === 'key') window.dcKeys++; return dcSend(s); };
-			})()`)
+			countKeyRoutes(t, p)
 			p.MustEval(t, el+`.focus()`)
 			p.Type(t, "echo rtc")
 			p.KeyPress(t, "Enter")
 			waitText(t, con, demo.Prompt+"echo rtc\nrtc")
-			var keys struct{ WS, DC int }
-			if err := p.EvalInto(`({ws: window.wsKeys, dc: window.dcKeys})`, &keys); err != nil {
-				t.Fatal(err)
-			}
-			if keys.WS != 0 || keys.DC < 16 {
-				t.Errorf("key messages: %d over the WebSocket, %d over the DataChannel; want 0 and all of them", keys.WS, keys.DC)
+			ws, dc := keyRoutes(t, p)
+			if ws != 0 || dc < 16 {
+				t.Errorf("key messages: %d over the WebSocket, %d over the DataChannel; want 0 and all of them", ws, dc)
 			}
 			waitVideoPSNR(t, p, fb, 30)
 			waitVideoPSNR(t, p, fb, 35) // and sharper once it is still
@@ -105,33 +95,33 @@ func TestWebRTC(t *testing.T) {
 // canvas in the page, is within min dB PSNR of the framebuffer.
 func waitVideoPSNR(t *testing.T, p *browsertest.Page, fb *framebuffer.Framebuffer, min float64) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		want := fb.Snapshot()
-		p.MustEval(t, `(() => {
-			const v = `+el+`.video;
-			let c = document.getElementById('grab');
-			if (!c) { c = document.createElement('canvas'); c.id = 'grab'; c.hidden = true; document.body.append(c); }
-			c.width = v.videoWidth; c.height = v.videoHeight;
-			if (c.width) c.getContext('2d', { willReadFrequently: true }).drawImage(v, 0, 0);
-		})()`)
-		got, err := p.CanvasPixels("#grab")
-		if err != nil {
-			t.Fatal(err)
-		}
-		psnr := 0.0
-		if got.W == want.W && got.H == want.H {
-			psnr = video.PSNR(got, want)
-		}
-		if psnr >= min {
-			t.Logf("video PSNR %.1f dB", psnr)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the video (%dx%d) never came within %.0f dB of the framebuffer (%dx%d): %.1f dB", got.W, got.H, min, want.W, want.H, psnr)
-		}
-		time.Sleep(200 * time.Millisecond)
+	waitPicturePSNR(t, p, true, fbScreen{fb}, min)
+}
+
+// countKeyRoutes waits until the page's WebRTC DataChannel is open, then
+// makes the page count the key messages its console sends over the
+// WebSocket and over the DataChannel; keyRoutes reads the counts.
+func countKeyRoutes(t *testing.T, p *browsertest.Page) {
+	t.Helper()
+	p.WaitFor(t, el+`.rtc && `+el+`.rtc.dc && `+el+`.rtc.dc.readyState === 'open'`, wait)
+	p.MustEval(t, `(() => {
+		const c = `+el+`, ws = c.conn, dc = c.rtc.dc;
+		window.wsKeys = 0; window.dcKeys = 0;
+		const wsSend = ws.send.bind(ws), dcSend = dc.send.bind(dc);
+		ws.send = (m) => { if (m.t === 'key') window.wsKeys++; return wsSend(m); };
+		dc.send = (s) => { if (JSON.parse(s).t === 'key') window.dcKeys++; return dcSend(s); };
+	})()`)
+}
+
+// keyRoutes returns how many key messages the page sent over the WebSocket
+// and over the DataChannel since countKeyRoutes.
+func keyRoutes(t *testing.T, p *browsertest.Page) (ws, dc int) {
+	t.Helper()
+	var keys struct{ WS, DC int }
+	if err := p.EvalInto(`({ws: window.wsKeys, dc: window.dcKeys})`, &keys); err != nil {
+		t.Fatal(err)
 	}
+	return keys.WS, keys.DC
 }
 
 // loopbackRTC keeps ICE on the loopback interface: tests talk to nothing

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"kvmgate/internal/browsertest"
 	"kvmgate/internal/testserver"
@@ -50,18 +48,7 @@ func TestXvnc(t *testing.T) {
 		p.MustEval(t, el+`.focus()`)
 		p.Type(t, line)
 		p.KeyPress(t, "Enter")
-		want := line + "\n"
-		deadline := time.Now().Add(wait)
-		for {
-			got, _ := os.ReadFile(out)
-			if string(got) == want {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the xterm's cat wrote %q, want %q", got, want)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitFileText(t, out, line+"\n")
 		waitScreen(t, p, x)
 		noErrors(t, p)
 	})
