@@ -24,6 +24,7 @@ var debianPackages = map[string]string{
 	"xwd":                "x11-apps",
 	"xclock":             "x11-apps",
 	"xeyes":              "x11-apps",
+	"ico":                "x11-apps",
 	"xwininfo":           "x11-utils",
 	"xdpyinfo":           "x11-utils",
 	"xsetroot":           "x11-xserver-utils",
