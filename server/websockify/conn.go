@@ -81,12 +81,14 @@ func readError(err error) error {
 
 // Write sends p as one message.
 func (c *wsConn) Write(p []byte) (int, error) {
+	// Recorded before it is sent, so the recording keeps the order the
+	// browser saw: its answer cannot be recorded ahead of this.
+	c.rec.toClient(p)
 	if err := sendMessage(c.ws, c.b64, p); err != nil {
 		return 0, err
 	}
 	c.touch()
 	c.stats.BytesToViewers.Add(uint64(len(p)))
-	c.rec.toClient(p)
 	return len(p), nil
 }
 
