@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"kvmgate/client"
+	"kvmgate/demo"
 	"kvmgate/framebuffer"
 	"kvmgate/internal/browsertest"
 	"kvmgate/server"
@@ -113,4 +115,21 @@ func noErrors(t *testing.T, pages ...*browsertest.Page) {
 			t.Errorf("page %d errors: %q", i, errs)
 		}
 	}
+}
+
+// startDemo starts the built-in demo console until the test ends and
+// returns its RFB address and the console.
+func startDemo(tb testing.TB, opts demo.Options) (string, *demo.Console) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, con, err := demo.Start(ctx, opts)
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		cancel()
+		<-con.Done()
+	})
+	return addr, con
 }

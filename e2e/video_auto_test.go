@@ -59,20 +59,11 @@ func TestAutoTransport(t *testing.T) {
 	if err := video.Available(codec); err != nil {
 		t.Skip(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	// The title bar's clock ticks: a quiet change that must not keep the
 	// viewer on video.
-	addr, con, err := demo.Start(ctx, demo.Options{
+	addr, con := startDemo(t, demo.Options{
 		Width: 640, Height: 400, Motion: true, PauseAnimation: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-con.Done()
 	})
 	srv, hs := startServer(t, server.Options{Target: "vnc://" + addr})
 	fb := con.Framebuffer()

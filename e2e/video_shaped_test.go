@@ -33,19 +33,10 @@ func TestWebSocketVideoShaped(t *testing.T) {
 	if err := video.Available(codec); err != nil {
 		t.Skip(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addr, con, err := demo.Start(ctx, demo.Options{
+	addr, con := startDemo(t, demo.Options{
 		Width: 640, Height: 400,
 		Now:    func() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-con.Done()
 	})
 	_, hs := startServer(t, server.Options{Target: "vnc://" + addr})
 	u, err := url.Parse(hs.URL)
@@ -64,7 +55,7 @@ func TestWebSocketVideoShaped(t *testing.T) {
 
 	// The box alone is far below any link; a patch of changing blocks
 	// next to it gives the encoder more to send than the link carries.
-	stopNoise := paintNoise(ctx, con.Framebuffer(), framebuffer.Rect{X: 320, Y: 0, W: 320, H: 240})
+	stopNoise := paintNoise(t.Context(), con.Framebuffer(), framebuffer.Rect{X: 320, Y: 0, W: 320, H: 240})
 	t.Cleanup(stopNoise)
 
 	b := browsertest.Launch(t)

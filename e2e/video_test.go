@@ -156,19 +156,10 @@ func TestWebSocketVideoFallback(t *testing.T) {
 	if err := video.Available(video.VP8); err != nil {
 		t.Skip(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addr, con, err := demo.Start(ctx, demo.Options{
+	addr, con := startDemo(t, demo.Options{
 		Width: 640, Height: 400, PauseAnimation: true,
 		Now:    func() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-con.Done()
 	})
 	_, hs := startServer(t, server.Options{Target: "vnc://" + addr})
 	b := browsertest.Launch(t)

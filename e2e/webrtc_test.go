@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"strconv"
@@ -26,19 +25,10 @@ func TestWebRTC(t *testing.T) {
 			if err := video.Available(codec); err != nil {
 				t.Skip(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			addr, con, err := demo.Start(ctx, demo.Options{
+			addr, con := startDemo(t, demo.Options{
 				Width: 640, Height: 400,
 				Now:    func() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) },
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			})
-			if err != nil {
-				cancel()
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				cancel()
-				<-con.Done()
 			})
 			_, hs := startServer(t, server.Options{Target: "vnc://" + addr, WebRTC: loopbackRTC})
 			fb := con.Framebuffer()
@@ -147,19 +137,10 @@ func TestWebRTCFallback(t *testing.T) {
 		{name: "no-rtcpeerconnection", rtc: loopbackRTC, setup: `delete window.RTCPeerConnection; window.RTCPeerConnection = undefined;`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			addr, con, err := demo.Start(ctx, demo.Options{
+			addr, con := startDemo(t, demo.Options{
 				Width: 640, Height: 400, PauseAnimation: true,
 				Now:    func() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) },
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			})
-			if err != nil {
-				cancel()
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				cancel()
-				<-con.Done()
 			})
 			_, hs := startServer(t, server.Options{Target: "vnc://" + addr, WebRTC: tc.rtc})
 			b := browsertest.Launch(t)
