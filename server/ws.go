@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"kvmgate/encoders/pacing"
+	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
 	"kvmgate/framebuffer"
 	"kvmgate/input"
@@ -112,7 +113,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		modes:      make(chan string, 4),
 		readerDone: make(chan struct{}),
 		enc:        tiles.NewEncoder(),
-		rc:         newRateController(),
+		rc:         ratectl.New(),
 		transports: make(chan transportRequest, 2),
 		rtcEvents:  make(chan rtcEvent, rtcEventQueue),
 		want:       transportRequest{Transport: r.URL.Query().Get("transport"), Codec: r.URL.Query().Get("codec")},
@@ -259,7 +260,7 @@ type viewerConn struct {
 
 	// Owned by the sender.
 	enc         *tiles.Encoder
-	rc          *rateController
+	rc          *ratectl.Controller
 	mirror      framebuffer.Canvas
 	buf         []byte
 	frame       uint32
@@ -430,7 +431,7 @@ func (vc *viewerConn) loop() {
 					dirty = false
 				}
 			case vc.refining():
-				if at := vc.lastFrameAt.Add(vc.rc.interval()); now.Before(at) {
+				if at := vc.lastFrameAt.Add(vc.rc.Interval()); now.Before(at) {
 					wake = at.Sub(now)
 				} else if err := vc.sendNext(true); err != nil {
 					return
@@ -481,7 +482,7 @@ func (vc *viewerConn) loop() {
 		case msg := <-vc.notes:
 			err = vc.writeJSON(errorMsg{T: "error", Message: msg})
 		case mode := <-vc.modes:
-			vc.rc.setMode(mode)
+			vc.rc.SetMode(mode)
 		case req := <-vc.transports:
 			err = vc.setTransport(req)
 		case ev := <-vc.rtcEvents:
@@ -540,10 +541,10 @@ func (vc *viewerConn) sendStats() error {
 		return nil
 	}
 	m := statsMsg{
-		T: "stats", RTT: math.Round(float64(vc.rc.srtt.Microseconds())/100) / 10,
+		T: "stats", RTT: math.Round(float64(vc.rc.SRTT().Microseconds())/100) / 10,
 		Kbps:    math.Round(float64(vc.winBytes) * 8 / 1000 / secs),
 		FPS:     math.Round(float64(vc.winFrames)/secs*10) / 10,
-		Quality: vc.rc.qualityNumber(),
+		Quality: vc.rc.QualityNumber(),
 	}
 	vc.videoStats(&m)
 	vc.winStart, vc.winBytes, vc.winFrames = now, 0, 0
@@ -555,7 +556,7 @@ func (vc *viewerConn) processAcks() {
 	now := time.Now()
 	for len(vc.inflight) > 0 && vc.inflight[0].n <= a {
 		f := vc.inflight[0]
-		vc.rc.acked(f.bytes, now.Sub(f.sentAt))
+		vc.rc.Acked(f.bytes, now.Sub(f.sentAt))
 		vc.inflight = vc.inflight[1:]
 		if vs := vc.video; vs != nil && vs.rtc == nil {
 			var next time.Time
@@ -583,7 +584,7 @@ func (vc *viewerConn) frameGap() time.Duration {
 	if vc.video != nil {
 		return videoMinInterval
 	}
-	return vc.rc.interval()
+	return vc.rc.Interval()
 }
 
 // sendFrame takes what changed and sends it as one frame: control messages
@@ -619,7 +620,7 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 		buf = tiles.AppendCursor(buf, u.Cursor)
 		records++
 	}
-	q := vc.rc.quality
+	q := vc.rc.Quality()
 	if vc.auto && !q.Lossy && vc.activity.suspect() {
 		// Motion may be starting (server/auto.go): until it counts as
 		// sustained and video takes over, photo-like areas go as JPEG.
@@ -697,7 +698,7 @@ func (vc *viewerConn) endFrame(buf []byte, sent int) error {
 	sent += len(buf)
 	now := time.Now()
 	vc.inflight = append(vc.inflight, inflightFrame{n: vc.frame, sentAt: now, bytes: sent})
-	vc.rc.sent(sent)
+	vc.rc.Sent(sent)
 	vc.lastFrameAt = now
 	vc.winFrames++
 	vc.s.metrics.framesSent.Add(1)

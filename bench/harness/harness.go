@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"kvmgate/bench/fbs"
+	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
 	"kvmgate/framebuffer"
 )
@@ -531,7 +532,7 @@ func newSender(g *group, w Workload, enc string, l Link, opts Options) (*sender,
 	}
 	v := &sender{res: res, link: l, emu: emu, v: g.sim.Subscribe(), codec: codec}
 	if enc == TilesServer {
-		v.acks = &acker{rtt: l.RTT}
+		v.acks = &acker{rate: ratectl.New(), rtt: l.RTT}
 	}
 	return v, res, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"kvmgate/encoders/pacing"
+	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
 	"kvmgate/encoders/tiles/tilestest"
 	"kvmgate/encoders/video"
@@ -17,10 +18,10 @@ import (
 // maxTime stands for "no next frame": the end of a replay.
 const maxTime = time.Duration(math.MaxInt64)
 
-// Frame pacing constants of server/ws.go and server/rate.go.
+// Frame pacing constants of server/ws.go and encoders/ratectl.
 const (
-	minFrameInterval = time.Second / 60
-	maxFrameInterval = 250 * time.Millisecond
+	minFrameInterval = ratectl.MinFrameInterval
+	maxFrameInterval = ratectl.MaxFrameInterval
 	refineDelay      = 300 * time.Millisecond
 )
 
@@ -246,21 +247,6 @@ func newTilesCodec(enc string, jpegQ int) *tilesCodec {
 	return c
 }
 
-// adaptiveQuality is server/rate.go's choice of quality for a goodput in
-// bytes per second (the harness gives it the link's true rate).
-func adaptiveQuality(bw float64) tiles.Quality {
-	switch {
-	case bw > 6<<20:
-		return tiles.Quality{}
-	case bw > 2<<20:
-		return tiles.Quality{Lossy: true, JPEG: 80}
-	case bw > 512<<10:
-		return tiles.Quality{Lossy: true, JPEG: 65}
-	default:
-		return tiles.Quality{Lossy: true, JPEG: 45}
-	}
-}
-
 func (c *tilesCodec) adaptive() bool    { return c.adapt }
 func (c *tilesCodec) needsRefine() bool { return c.enc.Lossy() }
 func (c *tilesCodec) refining() bool    { return (c.paced || c.server) && c.ref.Active(c.enc) }
@@ -295,7 +281,7 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 	case c.server:
 		bps = c.bps
 	case c.adapt:
-		q = adaptiveQuality(bps / 8)
+		q = ratectl.QualityFor(bps / 8)
 	}
 	if c.paced {
 		area := 0
