@@ -1,7 +1,6 @@
 package server
 
 import (
-	"kvmgate/encoders/pacing"
 	"kvmgate/framebuffer"
 )
 
@@ -45,7 +44,7 @@ func (vc *viewerConn) appendRefinement(buf []byte, sent int) ([]byte, int, error
 		return buf, 0, nil
 	}
 	n := len(buf)
-	left := pacing.Budget(vc.rc.Goodput()*8) - sent - len(buf)
+	left := vc.rc.PieceBudget(MaxInflight) - sent - len(buf)
 	buf, err := vc.refiner.Append(buf, vc.enc, &vc.mirror, len(buf)+max(left, 0))
 	if len(buf) > n {
 		return buf, 1, err

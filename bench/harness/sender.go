@@ -225,10 +225,11 @@ type tilesCodec struct {
 	adapt bool
 	paced bool // TilesPaced: refinement in budget-sized pieces
 	ref   pacing.Refiner
-	// server: TilesServer, whose q, paced and bps stepServer sets from
-	// the measured goodput before each frame.
+	// server: TilesServer, whose q, paced and budget (the refinement
+	// piece's bytes) stepServer sets from its rate controller before
+	// each frame.
 	server bool
-	bps    float64
+	budget int
 	buf    []byte
 }
 
@@ -277,9 +278,10 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 		buf = tiles.AppendCursor(buf, u.Cursor)
 	}
 	q := c.q
+	budget := pacing.Budget(bps)
 	switch {
 	case c.server:
-		bps = c.bps
+		budget = c.budget
 	case c.adapt:
 		q = ratectl.QualityFor(bps / 8)
 	}
@@ -309,7 +311,7 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 	}
 	if c.paced {
 		n := len(buf)
-		if buf, err = c.ref.Append(buf, c.enc, mirror, pacing.Budget(bps)); err != nil {
+		if buf, err = c.ref.Append(buf, c.enc, mirror, budget); err != nil {
 			return nil, err
 		}
 		if u.Empty() && len(buf) == n {

@@ -105,7 +105,7 @@ func (v *sender) stepServer(t, next time.Duration) error {
 		}
 		c.q = a.rate.Quality()
 		c.paced = a.rate.Paced()
-		c.bps = a.rate.Goodput() * 8
+		c.budget = a.rate.PieceBudget(serverMaxInflight)
 		frames := len(v.frames)
 		if err := v.send(at, refine); err != nil {
 			return err

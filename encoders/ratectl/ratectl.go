@@ -11,6 +11,7 @@ package ratectl
 import (
 	"time"
 
+	"kvmgate/encoders/pacing"
 	"kvmgate/encoders/tiles"
 )
 
@@ -37,9 +38,12 @@ const (
 )
 
 // ProbeQuality is the quality in auto mode until the first acknowledgement
-// of a large frame comes back (the link is not known yet): photo-like
-// tiles go as JPEG, text and flat areas stay lossless, and refinement makes
-// the photos lossless later. Sent losslessly, the first photo frame held a
+// comes back (the link is not known yet):
+// photo-like tiles go as JPEG, text and flat areas stay lossless (the tiles
+// encoder never sends them lossily), and refinement makes the photos
+// lossless later. After that ack, until goodput is measured, the quality
+// follows the most bytes a frame carried over its whole round trip (a
+// lower bound of the link's rate; see Rate). Sent losslessly, the first photo frame held a
 // 256 kbit/s link for seconds and every key echo behind it
 // (docs/benchmarks.md, "Encoder benchmark harness"); on a LAN the ack
 // comes within milliseconds and the next frame refines it.
@@ -54,7 +58,7 @@ type Controller struct {
 	srtt    time.Duration
 	minRTT  time.Duration
 	bw      float64 // bytes/s; 0 until measured
-	probed  bool    // a frame of SampleBytes or more was acknowledged
+	floor   float64 // bytes/s: the most any frame carried over its whole round trip; 0 before the first ack
 	last    int     // bytes of the last frame sent
 	minGap  time.Duration
 	quality tiles.Quality
@@ -94,9 +98,10 @@ func (c *Controller) Acked(bytes int, rtt time.Duration) {
 	if c.minRTT == 0 || rtt < c.minRTT {
 		c.minRTT = rtt
 	}
-	if bytes >= SampleBytes {
-		c.probed = true
-	}
+	// A lower bound of the link's rate that needs no smaller round trip
+	// to compare with: until goodput is measured it picks the quality and
+	// paces refinement, so a fast link goes lossless after one ack.
+	c.floor = max(c.floor, float64(bytes)/rtt.Seconds())
 	if extra := rtt - c.minRTT; bytes >= SampleBytes && extra > 2*time.Millisecond {
 		sample := float64(bytes) / (extra + time.Millisecond).Seconds()
 		if c.bw == 0 {
@@ -114,8 +119,12 @@ func (c *Controller) update() {
 		c.quality = tiles.Quality{}
 	case c.mode == ModeLow:
 		c.quality = tiles.Quality{Lossy: true, JPEG: 40}
-	default:
+	case c.bw > 0:
 		c.quality = QualityFor(c.bw)
+	case c.floor > 0:
+		c.quality = QualityFor(c.floor)
+	default:
+		c.quality = ProbeQuality
 	}
 }
 
@@ -144,9 +153,35 @@ func (c *Controller) Goodput() float64 { return c.bw }
 // SRTT returns the smoothed ack round trip, 0 before the first ack.
 func (c *Controller) SRTT() time.Duration { return c.srtt }
 
+// Rate returns the link rate in bytes per second the sender plans with:
+// the measured goodput, or until it is measured the lower bound the acks
+// gave (a frame's bytes over its whole round trip); 0 before the first ack.
+func (c *Controller) Rate() float64 {
+	if c.bw > 0 {
+		return c.bw
+	}
+	return c.floor
+}
+
+// PieceBudget returns the bytes a paced refinement piece may take (new
+// damage in the same frame included) for a sender that keeps at most
+// window frames unacknowledged: what the link carries at Rate in
+// pacing.FrameTime or, on a path whose smallest round trip is longer than
+// window pieces of that size, a window's share of the path's
+// bandwidth-delay product, so that the window does not leave the link idle.
+// A key's echo waits at most one piece.
+func (c *Controller) PieceBudget(window int) int {
+	hold := time.Duration(pacing.FrameTime)
+	if window > 0 {
+		hold = max(hold, c.minRTT/time.Duration(window))
+	}
+	return pacing.Budget(c.Rate() * 8 * hold.Seconds() / (pacing.FrameTime / 1e9))
+}
+
 // Paced reports whether lossless refinement goes piece by piece
-// (encoders/pacing): tiles are lossy and a goodput is measured.
-func (c *Controller) Paced() bool { return c.quality.Lossy && c.bw > 0 }
+// (encoders/pacing, with a budget from Rate): tiles are lossy and an ack
+// came back.
+func (c *Controller) Paced() bool { return c.quality.Lossy && c.Rate() > 0 }
 
 // Interval is the least time between frame starts: the time the last frame
 // took to drain at the measured goodput, within [SetMinInterval's value,
