@@ -274,7 +274,7 @@ func (vc *viewerConn) videoStats(m *statsMsg) {
 func (vc *viewerConn) sendVideoFrame(refine bool) error {
 	vs := vc.video
 	u := vc.v.Take(&vc.mirror)
-	vc.activity.note(time.Now(), &u)
+	vc.activity.Note(time.Now(), &u)
 	if u.Empty() && !refine {
 		return nil
 	}

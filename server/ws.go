@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"kvmgate/encoders/autoswitch"
 	"kvmgate/encoders/pacing"
 	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
@@ -276,7 +277,7 @@ type viewerConn struct {
 	lastRate    *videoRate       // the last WebSocket video's controller
 	auto        bool             // the transport follows activity (server/auto.go)
 	autoCodec   string           // the codec auto switches to
-	activity    activity
+	activity    autoswitch.Activity
 }
 
 func (vc *viewerConn) run() {
@@ -444,7 +445,7 @@ func (vc *viewerConn) loop() {
 				}
 			case vc.auto && vc.video != nil:
 				// Wake when the screen has been still long enough for tiles.
-				wake = max(vc.activity.stillAt().Sub(now), 0)
+				wake = max(vc.activity.StillAt().Sub(now), 0)
 			}
 		}
 		var paceC <-chan time.Time
@@ -592,7 +593,7 @@ func (vc *viewerConn) frameGap() time.Duration {
 // resends lossy areas losslessly.
 func (vc *viewerConn) sendFrame(refine bool) error {
 	u := vc.v.Take(&vc.mirror)
-	vc.activity.note(time.Now(), &u)
+	vc.activity.Note(time.Now(), &u)
 	if u.Empty() && !refine {
 		return nil
 	}
@@ -621,10 +622,10 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 		records++
 	}
 	q := vc.rc.Quality()
-	if vc.auto && !q.Lossy && vc.activity.suspect() {
+	if vc.auto && !q.Lossy && vc.activity.Suspect() {
 		// Motion may be starting (server/auto.go): until it counts as
 		// sustained and video takes over, photo-like areas go as JPEG.
-		q = autoOnsetQuality
+		q = autoswitch.OnsetQuality
 	}
 	// Areas sent lossily are refined when the screen went quiet, or with
 	// the next frame once lossy encoding is off.
