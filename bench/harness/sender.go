@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"kvmgate/encoders/autoswitch"
 	"kvmgate/encoders/pacing"
 	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
@@ -44,6 +45,13 @@ type frameCodec interface {
 	// adaptive reports whether the frame interval follows the link.
 	adaptive() bool
 	close()
+}
+
+// waker is a frameCodec that wants a frame at a time of its own with
+// nothing to send or refine (Auto going back to tiles on a still screen).
+type waker interface {
+	// wakeAt returns when, or -1 for never.
+	wakeAt() time.Duration
 }
 
 // sentFrame is one frame a sender sent: when it took the picture, its
@@ -110,7 +118,11 @@ func (v *sender) step(t, next time.Duration) error {
 			case v.codec.needsRefine():
 				at = max(at, v.lastSend+refineDelay)
 			default:
-				return nil
+				w, ok := v.codec.(waker)
+				if !ok || w.wakeAt() < 0 {
+					return nil
+				}
+				at = max(at, w.wakeAt())
 			}
 			refine = true
 		}
@@ -173,6 +185,9 @@ func (v *sender) finish(final *framebuffer.Canvas, finalHash uint64, firstChange
 	}
 	v.qual.finish(v.res, v.codec.picture(), final, finalHash, lastChange)
 	v.frameStats(firstChange, lastChange)
+	if ac, ok := v.codec.(*autoCodec); ok {
+		ac.stats(v.res, firstChange, lastChange)
+	}
 	return *v.res, nil
 }
 
@@ -230,7 +245,10 @@ type tilesCodec struct {
 	// each frame.
 	server bool
 	budget int
-	buf    []byte
+	// onset: Auto's tiles while motion may be starting; lossless tiles
+	// go at autoswitch.OnsetQuality.
+	onset bool
+	buf   []byte
 }
 
 func newTilesCodec(enc string, jpegQ int) *tilesCodec {
@@ -258,6 +276,11 @@ func (c *tilesCodec) picture() *framebuffer.Canvas {
 
 func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, at time.Duration, refine bool, bps float64, frameNo uint32) ([]byte, error) {
 	u := fv.Take(mirror)
+	return c.encodeUpdate(&u, mirror, at, refine, bps, frameNo)
+}
+
+// encodeUpdate is encode for an update already taken.
+func (c *tilesCodec) encodeUpdate(u *framebuffer.Update, mirror *framebuffer.Canvas, at time.Duration, refine bool, bps float64, frameNo uint32) ([]byte, error) {
 	if u.Empty() && !refine {
 		return nil, nil
 	}
@@ -284,6 +307,10 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 		budget = c.budget
 	case c.adapt:
 		q = ratectl.QualityFor(bps / 8)
+	}
+	if c.onset && !q.Lossy {
+		// Auto: motion may be starting (encoders/autoswitch).
+		q = autoswitch.OnsetQuality
 	}
 	if c.paced {
 		area := 0
@@ -375,6 +402,11 @@ func videoTarget(bps float64) int {
 
 func (c *videoCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, at time.Duration, refine bool, bps float64, frameNo uint32) ([]byte, error) {
 	u := fv.Take(mirror)
+	return c.encodeUpdate(&u, mirror, at, refine, bps, frameNo)
+}
+
+// encodeUpdate is encode for an update already taken.
+func (c *videoCodec) encodeUpdate(u *framebuffer.Update, mirror *framebuffer.Canvas, at time.Duration, refine bool, bps float64, frameNo uint32) ([]byte, error) {
 	if u.Empty() && !refine {
 		return nil, nil
 	}
