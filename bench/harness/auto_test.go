@@ -68,6 +68,7 @@ func TestAutoSwitches(t *testing.T) {
 	if !c.onVideo || len(c.switches) != 1 {
 		t.Fatalf("no switch to video after %v of motion (%d switches)", at, len(c.switches))
 	}
+	t.Logf("to video after %v of motion", c.switches[0])
 	for end := at + 300*ms; at < end; at += 33 * ms {
 		paint(int(at/ms), framebuffer.Rect{W: 320, H: 120})
 		send(at, false)
@@ -76,6 +77,7 @@ func TestAutoSwitches(t *testing.T) {
 	if w := c.wakeAt(); w < last+time.Second-ms || w > last+time.Second+ms {
 		t.Fatalf("wakes at %v, want the last change %v plus a second", w, last)
 	}
+	t.Logf("back to tiles %v after the last change", c.wakeAt()-last)
 	send(c.wakeAt(), true)
 	if c.onVideo || len(c.switches) != 2 {
 		t.Fatalf("still on video after a quiet second (%d switches)", len(c.switches))
