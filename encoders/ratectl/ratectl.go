@@ -29,6 +29,15 @@ const (
 	MaxFrameInterval = 250 * time.Millisecond
 	// SampleBytes is the smallest frame whose round trip measures goodput.
 	SampleBytes = 16 << 10
+	// smallSampleBytes and smallSampleExtra: a frame below SampleBytes
+	// measures goodput when it carried this many bytes more than the
+	// frame of the smallest round trip and took this much longer. Paced
+	// refinement pieces on a slow link are such frames; without them the
+	// goodput of a link that only carries small frames stayed unmeasured
+	// and refinement was paced at the floor, about half the rate at
+	// 256 kbit/s and 300 ms (docs/benchmarks.md).
+	smallSampleBytes = 2 << 10
+	smallSampleExtra = 20 * time.Millisecond
 	// SlowStartBytes is the frame size from which slow start holds the
 	// next frame back until the link is measured (see HoldForAck).
 	SlowStartBytes = SampleBytes
@@ -54,14 +63,15 @@ var ProbeQuality = tiles.Quality{Lossy: true, JPEG: 50}
 // bytes over the part of the round trip that exceeds the smallest one seen
 // (the path's latency), sampled only from frames of at least SampleBytes.
 type Controller struct {
-	mode    string
-	srtt    time.Duration
-	minRTT  time.Duration
-	bw      float64 // bytes/s; 0 until measured
-	floor   float64 // bytes/s: the most any frame carried over its whole round trip; 0 before the first ack
-	last    int     // bytes of the last frame sent
-	minGap  time.Duration
-	quality tiles.Quality
+	mode     string
+	srtt     time.Duration
+	minRTT   time.Duration
+	minBytes int     // bytes of the frame whose round trip was minRTT
+	bw       float64 // bytes/s; 0 until measured
+	floor    float64 // bytes/s: the most any frame carried over its whole round trip; 0 before the first ack
+	last     int     // bytes of the last frame sent
+	minGap   time.Duration
+	quality  tiles.Quality
 }
 
 // New returns a Controller in auto mode with nothing measured.
@@ -96,14 +106,28 @@ func (c *Controller) Acked(bytes int, rtt time.Duration) {
 		c.srtt += (rtt - c.srtt) / 8
 	}
 	if c.minRTT == 0 || rtt < c.minRTT {
-		c.minRTT = rtt
+		c.minRTT, c.minBytes = rtt, bytes
 	}
 	// A lower bound of the link's rate that needs no smaller round trip
 	// to compare with: until goodput is measured it picks the quality and
 	// paces refinement, so a fast link goes lossless after one ack.
 	c.floor = max(c.floor, float64(bytes)/rtt.Seconds())
-	if extra := rtt - c.minRTT; bytes >= SampleBytes && extra > 2*time.Millisecond {
-		sample := float64(bytes) / (extra + time.Millisecond).Seconds()
+	extra := rtt - c.minRTT
+	sample := 0.0
+	switch {
+	case bytes >= SampleBytes && extra > 2*time.Millisecond:
+		sample = float64(bytes) / (extra + time.Millisecond).Seconds()
+	case bytes-c.minBytes >= smallSampleBytes && extra >= smallSampleExtra:
+		// A smaller frame: what it carried beyond the frame of the
+		// smallest round trip, over the time it took beyond that one
+		// (unbiased where that frame's own transfer is in minRTT). A
+		// sample below the floor is a stall or a queue, not the link's
+		// rate: on a LAN it would otherwise stick.
+		if s := float64(bytes-c.minBytes) / extra.Seconds(); s >= c.floor {
+			sample = s
+		}
+	}
+	if sample > 0 {
 		if c.bw == 0 {
 			c.bw = sample
 		} else {

@@ -97,3 +97,28 @@ func TestUnmeasuredLink(t *testing.T) {
 		t.Fatal("slow start holds after the goodput is measured")
 	}
 }
+
+// TestSmallFrameGoodput: frames under SampleBytes measure goodput by what
+// they carried beyond the frame of the smallest round trip, unless the
+// sample is below the floor (a stall on a fast link).
+func TestSmallFrameGoodput(t *testing.T) {
+	ms := time.Millisecond
+	// 256 kbit/s, 300 ms: a 200-byte echo, then 3200-byte pieces.
+	c := New()
+	c.Acked(200, 300*ms+6*ms)
+	c.Acked(3200, 300*ms+100*ms)
+	if g := c.Goodput(); g < 30000 || g > 34000 {
+		t.Fatalf("goodput %.0f B/s from a 3200-byte piece, want about 32000", g)
+	}
+	// A LAN: fast acks, then one small frame stalled for 30 ms.
+	c = New()
+	c.Acked(200, ms/2)
+	c.Acked(60000, ms)
+	c.Acked(4000, 30*ms)
+	if g := c.Goodput(); g != 0 {
+		t.Fatalf("goodput %.0f B/s from a stalled small frame on a LAN", g)
+	}
+	if c.Quality().Lossy {
+		t.Fatalf("quality %+v on a LAN", c.Quality())
+	}
+}
