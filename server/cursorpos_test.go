@@ -48,6 +48,9 @@ func TestCursorPosCoalescedBehindAcks(t *testing.T) {
 	// Frame 1 is acknowledged, so the link is measured and slow start (no
 	// second frame behind a large unacknowledged one) is over.
 	c.converge(e.snapshot())
+	// Photo-like areas of the first frame may go lossy before the first
+	// ack (encoders/ratectl's ProbeQuality) and be refined by a second.
+	base := c.frames
 	c.noAck = true
 	for i, colour := range []uint32{0xff00ff00, 0xff0000ff} {
 		want := e.paint(c, func(cv *framebuffer.Canvas, bt *framebuffer.Batch) {
@@ -56,8 +59,8 @@ func TestCursorPosCoalescedBehindAcks(t *testing.T) {
 		})
 		c.converge(want) // frames 2 and 3, not acknowledged
 	}
-	if c.frames != 1+server.MaxInflight {
-		t.Fatalf("%d frames received, want %d", c.frames, 1+server.MaxInflight)
+	if c.frames != base+server.MaxInflight {
+		t.Fatalf("%d frames received, want %d", c.frames, base+server.MaxInflight)
 	}
 	s, err := e.srv.Hub().Session("vnc://fake:1")
 	if err != nil {

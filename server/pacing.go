@@ -1,7 +1,6 @@
 package server
 
 import (
-	"kvmgate/encoders/pacing"
 	"kvmgate/framebuffer"
 )
 
@@ -16,7 +15,7 @@ import (
 
 // paced reports whether refinements go piece by piece.
 func (vc *viewerConn) paced() bool {
-	return vc.rc.quality.Lossy && vc.rc.bw > 0
+	return vc.rc.Paced()
 }
 
 // paceRefine is called by sendFrame with the frame's damage; it reports
@@ -45,7 +44,7 @@ func (vc *viewerConn) appendRefinement(buf []byte, sent int) ([]byte, int, error
 		return buf, 0, nil
 	}
 	n := len(buf)
-	left := pacing.Budget(vc.rc.bw*8) - sent - len(buf)
+	left := vc.rc.PieceBudget(MaxInflight) - sent - len(buf)
 	buf, err := vc.refiner.Append(buf, vc.enc, &vc.mirror, len(buf)+max(left, 0))
 	if len(buf) > n {
 		return buf, 1, err
@@ -59,26 +58,13 @@ func (vc *viewerConn) refining() bool {
 	return vc.video == nil && vc.refiner.Active(vc.enc)
 }
 
-// slowStartBytes is the frame size from which slow start holds the next
-// frame back; it is server/rate.go's smallest frame that measures goodput.
-const slowStartBytes = 16 << 10
-
 // slowStart reports whether the sender must wait for acks before the next
-// frame although fewer than MaxInflight are unacknowledged: until a
-// goodput is measured, no frame goes while one of slowStartBytes or more
-// awaits its ack. Without it, photos on a 256 kbit/s link went out as
-// lossless frames of ~130 KiB back to back before the first ack could
-// tell the rate controller the link was slow: seconds of backlog
-// (docs/benchmarks.md, tiles-server). On a LAN the ack comes within a
-// millisecond.
+// frame although fewer than MaxInflight are unacknowledged (the rate
+// controller's slow start, encoders/ratectl's HoldForAck).
 func (vc *viewerConn) slowStart() bool {
-	if vc.rc.bw > 0 {
-		return false
-	}
+	largest := 0
 	for _, f := range vc.inflight {
-		if f.bytes >= slowStartBytes {
-			return true
-		}
+		largest = max(largest, f.bytes)
 	}
-	return false
+	return vc.rc.HoldForAck(largest)
 }

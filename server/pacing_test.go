@@ -1,10 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"kvmgate/encoders/pacing"
+	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
 	"kvmgate/encoders/tiles/tilestest"
 	"kvmgate/framebuffer"
@@ -15,11 +18,9 @@ import (
 // frames of about the budget each, and ends exact in the browser; without
 // a measured goodput the refinement stays a single frame's job.
 func TestPacedRefinement(t *testing.T) {
-	vc := &viewerConn{enc: tiles.NewEncoder(), rc: newRateController()}
-	vc.rc.bw = 32000 // bytes/s: 256 kbit/s
-	vc.rc.update()
+	vc := &viewerConn{enc: tiles.NewEncoder(), rc: measured(32000)} // 256 kbit/s
 	if !vc.paced() {
-		t.Fatalf("quality %+v at 256 kbit/s is not paced", vc.rc.quality)
+		t.Fatalf("quality %+v at 256 kbit/s is not paced", vc.rc.Quality())
 	}
 	vc.mirror.Resize(256, 192)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -31,7 +32,7 @@ func TestPacedRefinement(t *testing.T) {
 	}
 	dec := tilestest.NewDecoder()
 	buf := tiles.AppendResize(nil, 256, 192)
-	buf, err := vc.enc.Encode(buf, &vc.mirror, vc.mirror.Bounds(), vc.rc.quality)
+	buf, err := vc.enc.Encode(buf, &vc.mirror, vc.mirror.Bounds(), vc.rc.Quality())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestPacedRefinement(t *testing.T) {
 	if vc.paceRefine(true, nil) {
 		t.Fatal("paceRefine left the whole refinement to one frame")
 	}
-	budget := pacing.Budget(vc.rc.bw * 8)
+	budget := pacing.Budget(vc.rc.Goodput() * 8)
 	frames := 0
 	for vc.refining() {
 		frames++
@@ -73,22 +74,21 @@ func TestPacedRefinement(t *testing.T) {
 	}
 	// A budget already spent on the frame's damage adds no piece.
 	vc.refiner.Start()
-	if _, err := vc.enc.Encode(nil, &vc.mirror, framebuffer.Rect{W: 64, H: 64}, vc.rc.quality); err != nil {
+	if _, err := vc.enc.Encode(nil, &vc.mirror, framebuffer.Rect{W: 64, H: 64}, vc.rc.Quality()); err != nil {
 		t.Fatal(err)
 	}
 	if out, n, _ := vc.appendRefinement(nil, budget); n != 0 || len(out) != 0 {
 		t.Errorf("%d bytes of refinement after the budget was spent", len(out))
 	}
 
-	vc.rc.bw = 0
-	vc.rc.update()
+	vc.rc = ratectl.New()
 	if !vc.paceRefine(true, nil) {
 		t.Error("without a measured goodput the refinement is not sendFrame's")
 	}
 }
 
 func TestSlowStart(t *testing.T) {
-	vc := &viewerConn{rc: newRateController()}
+	vc := &viewerConn{rc: ratectl.New()}
 	if vc.slowStart() {
 		t.Error("slow start with nothing in flight")
 	}
@@ -96,12 +96,25 @@ func TestSlowStart(t *testing.T) {
 	if vc.slowStart() {
 		t.Error("slow start behind a small frame")
 	}
-	vc.inflight = append(vc.inflight, inflightFrame{n: 2, bytes: slowStartBytes})
+	vc.inflight = append(vc.inflight, inflightFrame{n: 2, bytes: ratectl.SlowStartBytes})
 	if !vc.slowStart() {
 		t.Error("no slow start behind a large frame on an unmeasured link")
 	}
-	vc.rc.bw = 1 << 20
+	vc.rc = measured(1 << 20)
 	if vc.slowStart() {
 		t.Error("slow start once the goodput is measured")
 	}
+}
+
+// measured returns a rate controller whose acks measured a goodput of bw
+// bytes per second.
+func measured(bw float64) *ratectl.Controller {
+	c := ratectl.New()
+	c.Acked(1000, 10*time.Millisecond)
+	n := 200 << 10
+	c.Acked(n, 10*time.Millisecond+time.Duration(float64(n)/bw*float64(time.Second))-time.Millisecond)
+	if g := c.Goodput(); g < bw*0.99 || g > bw*1.01 {
+		panic(fmt.Sprintf("measured goodput %.0f, want %.0f", g, bw))
+	}
+	return c
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
 	"kvmgate/encoders/video"
 )
@@ -186,7 +187,7 @@ func (vc *viewerConn) switchTransport(tr, codec string, peer *rtcPeer) error {
 			rate.knee = vc.lastRate.knee
 		}
 		vc.video = &videoSender{codec: codec, target: rate.target, rtc: peer, rate: rate}
-		vc.rc.minGap = videoMinInterval
+		vc.rc.SetMinInterval(videoMinInterval)
 		vc.v.RequestFull()
 	}
 	vc.log.Info("viewer transport", "transport", tr, "codec", codec, "auto", vc.auto)
@@ -234,7 +235,7 @@ func (vc *viewerConn) stopVideo() {
 		vc.lastRate = vc.video.rate
 	}
 	vc.video = nil
-	vc.rc.minGap = minFrameInterval
+	vc.rc.SetMinInterval(minFrameInterval)
 }
 
 // sendNext sends the next frame on the viewer's transport.
@@ -273,7 +274,7 @@ func (vc *viewerConn) videoStats(m *statsMsg) {
 func (vc *viewerConn) sendVideoFrame(refine bool) error {
 	vs := vc.video
 	u := vc.v.Take(&vc.mirror)
-	vc.activity.note(time.Now(), &u)
+	vc.activity.Note(time.Now(), &u)
 	if u.Empty() && !refine {
 		return nil
 	}
@@ -385,7 +386,7 @@ func (vc *viewerConn) fallBackToTiles(cause error) error {
 // adapt moves the target bitrate: on WebSocket video videoRate's steps
 // (server/rate.go), on WebRTC the GCC estimate at most every
 // videoAdaptEvery.
-func (vs *videoSender) adapt(rc *rateController, now time.Time) {
+func (vs *videoSender) adapt(rc *ratectl.Controller, now time.Time) {
 	if vs.rtc != nil {
 		if !vs.lastAdapt.IsZero() && now.Sub(vs.lastAdapt) < videoAdaptEvery {
 			return
@@ -393,7 +394,7 @@ func (vs *videoSender) adapt(rc *rateController, now time.Time) {
 		vs.lastAdapt = now
 		vs.target = rtcBitrate(vs.rtc.bwe.GetTargetBitrate(), rc)
 	} else {
-		vs.target = vs.rate.update(now, bitrateCeiling(rc.mode))
+		vs.target = vs.rate.update(now, bitrateCeiling(rc.Mode()))
 	}
 	if vs.enc != nil && vs.enc.Bitrate() != vs.target {
 		_ = vs.enc.SetBitrate(vs.target)
@@ -413,6 +414,6 @@ func bitrateCeiling(mode string) int {
 
 // rtcBitrate is the WebRTC target: the GCC estimate within the quality
 // mode's cap.
-func rtcBitrate(estimate int, rc *rateController) int {
-	return max(video.MinBitrate, min(estimate, bitrateCeiling(rc.mode)))
+func rtcBitrate(estimate int, rc *ratectl.Controller) int {
+	return max(video.MinBitrate, min(estimate, bitrateCeiling(rc.Mode())))
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"kvmgate/encoders/autoswitch"
 	"kvmgate/encoders/pacing"
+	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
 	"kvmgate/framebuffer"
 	"kvmgate/input"
@@ -112,7 +114,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		modes:      make(chan string, 4),
 		readerDone: make(chan struct{}),
 		enc:        tiles.NewEncoder(),
-		rc:         newRateController(),
+		rc:         ratectl.New(),
 		transports: make(chan transportRequest, 2),
 		rtcEvents:  make(chan rtcEvent, rtcEventQueue),
 		want:       transportRequest{Transport: r.URL.Query().Get("transport"), Codec: r.URL.Query().Get("codec")},
@@ -259,7 +261,7 @@ type viewerConn struct {
 
 	// Owned by the sender.
 	enc         *tiles.Encoder
-	rc          *rateController
+	rc          *ratectl.Controller
 	mirror      framebuffer.Canvas
 	buf         []byte
 	frame       uint32
@@ -275,7 +277,7 @@ type viewerConn struct {
 	lastRate    *videoRate       // the last WebSocket video's controller
 	auto        bool             // the transport follows activity (server/auto.go)
 	autoCodec   string           // the codec auto switches to
-	activity    activity
+	activity    autoswitch.Activity
 }
 
 func (vc *viewerConn) run() {
@@ -430,7 +432,7 @@ func (vc *viewerConn) loop() {
 					dirty = false
 				}
 			case vc.refining():
-				if at := vc.lastFrameAt.Add(vc.rc.interval()); now.Before(at) {
+				if at := vc.lastFrameAt.Add(vc.rc.Interval()); now.Before(at) {
 					wake = at.Sub(now)
 				} else if err := vc.sendNext(true); err != nil {
 					return
@@ -443,7 +445,7 @@ func (vc *viewerConn) loop() {
 				}
 			case vc.auto && vc.video != nil:
 				// Wake when the screen has been still long enough for tiles.
-				wake = max(vc.activity.stillAt().Sub(now), 0)
+				wake = max(vc.activity.StillAt().Sub(now), 0)
 			}
 		}
 		var paceC <-chan time.Time
@@ -481,7 +483,7 @@ func (vc *viewerConn) loop() {
 		case msg := <-vc.notes:
 			err = vc.writeJSON(errorMsg{T: "error", Message: msg})
 		case mode := <-vc.modes:
-			vc.rc.setMode(mode)
+			vc.rc.SetMode(mode)
 		case req := <-vc.transports:
 			err = vc.setTransport(req)
 		case ev := <-vc.rtcEvents:
@@ -540,10 +542,10 @@ func (vc *viewerConn) sendStats() error {
 		return nil
 	}
 	m := statsMsg{
-		T: "stats", RTT: math.Round(float64(vc.rc.srtt.Microseconds())/100) / 10,
+		T: "stats", RTT: math.Round(float64(vc.rc.SRTT().Microseconds())/100) / 10,
 		Kbps:    math.Round(float64(vc.winBytes) * 8 / 1000 / secs),
 		FPS:     math.Round(float64(vc.winFrames)/secs*10) / 10,
-		Quality: vc.rc.qualityNumber(),
+		Quality: vc.rc.QualityNumber(),
 	}
 	vc.videoStats(&m)
 	vc.winStart, vc.winBytes, vc.winFrames = now, 0, 0
@@ -555,7 +557,7 @@ func (vc *viewerConn) processAcks() {
 	now := time.Now()
 	for len(vc.inflight) > 0 && vc.inflight[0].n <= a {
 		f := vc.inflight[0]
-		vc.rc.acked(f.bytes, now.Sub(f.sentAt))
+		vc.rc.Acked(f.bytes, now.Sub(f.sentAt))
 		vc.inflight = vc.inflight[1:]
 		if vs := vc.video; vs != nil && vs.rtc == nil {
 			var next time.Time
@@ -583,7 +585,7 @@ func (vc *viewerConn) frameGap() time.Duration {
 	if vc.video != nil {
 		return videoMinInterval
 	}
-	return vc.rc.interval()
+	return vc.rc.Interval()
 }
 
 // sendFrame takes what changed and sends it as one frame: control messages
@@ -591,7 +593,7 @@ func (vc *viewerConn) frameGap() time.Duration {
 // resends lossy areas losslessly.
 func (vc *viewerConn) sendFrame(refine bool) error {
 	u := vc.v.Take(&vc.mirror)
-	vc.activity.note(time.Now(), &u)
+	vc.activity.Note(time.Now(), &u)
 	if u.Empty() && !refine {
 		return nil
 	}
@@ -619,11 +621,11 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 		buf = tiles.AppendCursor(buf, u.Cursor)
 		records++
 	}
-	q := vc.rc.quality
-	if vc.auto && !q.Lossy && vc.activity.suspect() {
+	q := vc.rc.Quality()
+	if vc.auto && !q.Lossy && vc.activity.Suspect() {
 		// Motion may be starting (server/auto.go): until it counts as
 		// sustained and video takes over, photo-like areas go as JPEG.
-		q = autoOnsetQuality
+		q = autoswitch.OnsetQuality
 	}
 	// Areas sent lossily are refined when the screen went quiet, or with
 	// the next frame once lossy encoding is off.
@@ -697,7 +699,7 @@ func (vc *viewerConn) endFrame(buf []byte, sent int) error {
 	sent += len(buf)
 	now := time.Now()
 	vc.inflight = append(vc.inflight, inflightFrame{n: vc.frame, sentAt: now, bytes: sent})
-	vc.rc.sent(sent)
+	vc.rc.Sent(sent)
 	vc.lastFrameAt = now
 	vc.winFrames++
 	vc.s.metrics.framesSent.Add(1)

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"kvmgate/bench/fbs"
+	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
 	"kvmgate/framebuffer"
 )
@@ -62,13 +63,17 @@ const (
 	// reported as unavailable.
 	VideoH264 = "video-h264"
 	VideoVP8  = "video-vp8"
+	// Auto is server/auto.go's transport=auto: tiles as TilesPaced and
+	// video with the codec the server picks (VP8, else H.264), switched
+	// by the server's activity rules (encoders/autoswitch).
+	Auto = "auto"
 	// Baseline is websockify+noVNC: the server's own Tight/ZRLE bytes at
 	// noVNC's default settings, passed through.
 	Baseline = "novnc-baseline"
 )
 
 // Encoders lists every configuration in report order.
-var Encoders = []string{TilesLossless, TilesLossy, TilesAdaptive, TilesPaced, TilesServer, VideoH264, VideoVP8, Baseline}
+var Encoders = []string{TilesLossless, TilesLossy, TilesAdaptive, TilesPaced, TilesServer, VideoH264, VideoVP8, Auto, Baseline}
 
 // Workload is a pair of recordings of one session.
 type Workload struct {
@@ -206,6 +211,13 @@ type Result struct {
 	// ActiveKbps is the bitrate of the frames taken while the source was
 	// changing, over that span.
 	ActiveKbps float64 `json:"active_kbps,omitempty"`
+	// Switches counts Auto's transport switches; SwitchAtMs are their
+	// times after the source's first change, alternately to video and
+	// back to tiles; SourceSpanMs is the time from the source's first
+	// change to its last.
+	Switches     int       `json:"switches,omitempty"`
+	SwitchAtMs   []float64 `json:"switch_at_ms,omitempty"`
+	SourceSpanMs float64   `json:"source_span_ms,omitempty"`
 	// BaselinePath says, for the baseline, whether its recording was made
 	// through the link or on loopback and replayed over it.
 	BaselinePath string `json:"baseline_path,omitempty"`
@@ -518,6 +530,16 @@ func newSender(g *group, w Workload, enc string, l Link, opts Options) (*sender,
 			return nil, nil, err
 		}
 		codec = vc
+	case Auto:
+		if autoVideoCodec() == "" {
+			res.Unavailable = "no video codec built in"
+			return nil, res, nil
+		}
+		ac, err := newAutoCodec(opts.JPEGQuality)
+		if err != nil {
+			return nil, nil, err
+		}
+		codec = ac
 	default:
 		return nil, nil, fmt.Errorf("harness: unknown encoder %q", enc)
 	}
@@ -531,7 +553,7 @@ func newSender(g *group, w Workload, enc string, l Link, opts Options) (*sender,
 	}
 	v := &sender{res: res, link: l, emu: emu, v: g.sim.Subscribe(), codec: codec}
 	if enc == TilesServer {
-		v.acks = &acker{rtt: l.RTT}
+		v.acks = &acker{rate: ratectl.New(), rtt: l.RTT}
 	}
 	return v, res, nil
 }

@@ -71,6 +71,9 @@ func WriteTable(w io.Writer, rs []Result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeSwitches(w, rs); err != nil {
+		return err
+	}
 	if starred {
 		if _, err := fmt.Fprintln(w, "* baseline: loopback recording replayed over the emulated link, no re-pacing (an upper bound on its bytes)"); err != nil {
 			return err
@@ -109,6 +112,7 @@ const plotCap = 100.0
 var encoderColours = map[string]string{
 	TilesLossless: "#1f77b4", TilesLossy: "#ff7f0e", TilesAdaptive: "#2ca02c", Baseline: "#d62728",
 	TilesPaced: "#17becf", TilesServer: "#bcbd22", VideoH264: "#9467bd", VideoVP8: "#8c564b",
+	Auto: "#e377c2",
 }
 
 // WriteSVG writes a plot of wire bytes (log scale) against PSNR, one panel
@@ -293,4 +297,30 @@ func WriteLatencySVG(w io.Writer, rs []Result) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeSwitches lists the Auto configuration's transport switches.
+func writeSwitches(w io.Writer, rs []Result) error {
+	for _, r := range rs {
+		if r.Encoder != Auto || r.Unavailable != "" {
+			continue
+		}
+		var at []string
+		for i, ms := range r.SwitchAtMs {
+			to := "video"
+			if i%2 == 1 {
+				to = "tiles"
+			}
+			at = append(at, fmt.Sprintf("%s at %.0f ms", to, ms))
+		}
+		list := ""
+		if len(at) > 0 {
+			list = ": " + strings.Join(at, ", ")
+		}
+		if _, err := fmt.Fprintf(w, "auto %s %s: %d switches in a source span of %.0f ms%s\n",
+			r.Workload, r.Link, r.Switches, r.SourceSpanMs, list); err != nil {
+			return err
+		}
+	}
+	return nil
 }

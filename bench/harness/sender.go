@@ -7,7 +7,9 @@ import (
 	"sort"
 	"time"
 
+	"kvmgate/encoders/autoswitch"
 	"kvmgate/encoders/pacing"
+	"kvmgate/encoders/ratectl"
 	"kvmgate/encoders/tiles"
 	"kvmgate/encoders/tiles/tilestest"
 	"kvmgate/encoders/video"
@@ -17,10 +19,10 @@ import (
 // maxTime stands for "no next frame": the end of a replay.
 const maxTime = time.Duration(math.MaxInt64)
 
-// Frame pacing constants of server/ws.go and server/rate.go.
+// Frame pacing constants of server/ws.go and encoders/ratectl.
 const (
-	minFrameInterval = time.Second / 60
-	maxFrameInterval = 250 * time.Millisecond
+	minFrameInterval = ratectl.MinFrameInterval
+	maxFrameInterval = ratectl.MaxFrameInterval
 	refineDelay      = 300 * time.Millisecond
 )
 
@@ -43,6 +45,13 @@ type frameCodec interface {
 	// adaptive reports whether the frame interval follows the link.
 	adaptive() bool
 	close()
+}
+
+// waker is a frameCodec that wants a frame at a time of its own with
+// nothing to send or refine (Auto going back to tiles on a still screen).
+type waker interface {
+	// wakeAt returns when, or -1 for never.
+	wakeAt() time.Duration
 }
 
 // sentFrame is one frame a sender sent: when it took the picture, its
@@ -109,7 +118,11 @@ func (v *sender) step(t, next time.Duration) error {
 			case v.codec.needsRefine():
 				at = max(at, v.lastSend+refineDelay)
 			default:
-				return nil
+				w, ok := v.codec.(waker)
+				if !ok || w.wakeAt() < 0 {
+					return nil
+				}
+				at = max(at, w.wakeAt())
 			}
 			refine = true
 		}
@@ -172,6 +185,9 @@ func (v *sender) finish(final *framebuffer.Canvas, finalHash uint64, firstChange
 	}
 	v.qual.finish(v.res, v.codec.picture(), final, finalHash, lastChange)
 	v.frameStats(firstChange, lastChange)
+	if ac, ok := v.codec.(*autoCodec); ok {
+		ac.stats(v.res, firstChange, lastChange)
+	}
 	return *v.res, nil
 }
 
@@ -224,11 +240,15 @@ type tilesCodec struct {
 	adapt bool
 	paced bool // TilesPaced: refinement in budget-sized pieces
 	ref   pacing.Refiner
-	// server: TilesServer, whose q, paced and bps stepServer sets from
-	// the measured goodput before each frame.
+	// server: TilesServer, whose q, paced and budget (the refinement
+	// piece's bytes) stepServer sets from its rate controller before
+	// each frame.
 	server bool
-	bps    float64
-	buf    []byte
+	budget int
+	// onset: Auto's tiles while motion may be starting; lossless tiles
+	// go at autoswitch.OnsetQuality.
+	onset bool
+	buf   []byte
 }
 
 func newTilesCodec(enc string, jpegQ int) *tilesCodec {
@@ -246,21 +266,6 @@ func newTilesCodec(enc string, jpegQ int) *tilesCodec {
 	return c
 }
 
-// adaptiveQuality is server/rate.go's choice of quality for a goodput in
-// bytes per second (the harness gives it the link's true rate).
-func adaptiveQuality(bw float64) tiles.Quality {
-	switch {
-	case bw > 6<<20:
-		return tiles.Quality{}
-	case bw > 2<<20:
-		return tiles.Quality{Lossy: true, JPEG: 80}
-	case bw > 512<<10:
-		return tiles.Quality{Lossy: true, JPEG: 65}
-	default:
-		return tiles.Quality{Lossy: true, JPEG: 45}
-	}
-}
-
 func (c *tilesCodec) adaptive() bool    { return c.adapt }
 func (c *tilesCodec) needsRefine() bool { return c.enc.Lossy() }
 func (c *tilesCodec) refining() bool    { return (c.paced || c.server) && c.ref.Active(c.enc) }
@@ -271,6 +276,11 @@ func (c *tilesCodec) picture() *framebuffer.Canvas {
 
 func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, at time.Duration, refine bool, bps float64, frameNo uint32) ([]byte, error) {
 	u := fv.Take(mirror)
+	return c.encodeUpdate(&u, mirror, at, refine, bps, frameNo)
+}
+
+// encodeUpdate is encode for an update already taken.
+func (c *tilesCodec) encodeUpdate(u *framebuffer.Update, mirror *framebuffer.Canvas, at time.Duration, refine bool, bps float64, frameNo uint32) ([]byte, error) {
 	if u.Empty() && !refine {
 		return nil, nil
 	}
@@ -291,11 +301,16 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 		buf = tiles.AppendCursor(buf, u.Cursor)
 	}
 	q := c.q
+	budget := pacing.Budget(bps)
 	switch {
 	case c.server:
-		bps = c.bps
+		budget = c.budget
 	case c.adapt:
-		q = adaptiveQuality(bps / 8)
+		q = ratectl.QualityFor(bps / 8)
+	}
+	if c.onset && !q.Lossy {
+		// Auto: motion may be starting (encoders/autoswitch).
+		q = autoswitch.OnsetQuality
 	}
 	if c.paced {
 		area := 0
@@ -323,7 +338,7 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 	}
 	if c.paced {
 		n := len(buf)
-		if buf, err = c.ref.Append(buf, c.enc, mirror, pacing.Budget(bps)); err != nil {
+		if buf, err = c.ref.Append(buf, c.enc, mirror, budget); err != nil {
 			return nil, err
 		}
 		if u.Empty() && len(buf) == n {
@@ -387,6 +402,11 @@ func videoTarget(bps float64) int {
 
 func (c *videoCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, at time.Duration, refine bool, bps float64, frameNo uint32) ([]byte, error) {
 	u := fv.Take(mirror)
+	return c.encodeUpdate(&u, mirror, at, refine, bps, frameNo)
+}
+
+// encodeUpdate is encode for an update already taken.
+func (c *videoCodec) encodeUpdate(u *framebuffer.Update, mirror *framebuffer.Canvas, at time.Duration, refine bool, bps float64, frameNo uint32) ([]byte, error) {
 	if u.Empty() && !refine {
 		return nil, nil
 	}

@@ -3,7 +3,7 @@ package harness
 import (
 	"time"
 
-	"kvmgate/encoders/tiles"
+	"kvmgate/encoders/ratectl"
 )
 
 // The TilesServer configuration: server/ws.go's tiles sender as it is,
@@ -11,56 +11,18 @@ import (
 // configurations it is not told the link's rate: it keeps at most
 // serverMaxInflight frames unacknowledged (an ack reaches the server RTT/2
 // after its frame arrived), and its quality and frame interval come from
-// serverRate, a copy of server/rate.go's controller fed with those acks.
+// the server's own rate controller (encoders/ratectl) fed with those acks.
 // Refinement is paced as server/pacing.go does it: piece by piece once a
 // goodput is measured and tiles are lossy; otherwise in one frame. Until a
 // goodput is measured, a frame of 16 KiB or more waits for the ack of the
-// previous one (server/pacing.go's slow start).
+// previous one (ratectl's slow start, HoldForAck).
 
 // serverMaxInflight is server/ws.go's MaxInflight.
 const serverMaxInflight = 2
 
-// serverRate mirrors server/rate.go's rateController in auto mode (it is
-// unexported there): an EWMA of ack round trips, the smallest one seen,
-// and goodput sampled from frames of at least 16 KiB as their bytes over
-// the part of the round trip above the smallest.
-type serverRate struct {
-	srtt, minRTT time.Duration
-	bw           float64 // bytes/s; 0 until measured
-	last         int
-}
-
-func (c *serverRate) acked(bytes int, rtt time.Duration) {
-	rtt = max(rtt, time.Microsecond)
-	if c.srtt == 0 {
-		c.srtt = rtt
-	} else {
-		c.srtt += (rtt - c.srtt) / 8
-	}
-	if c.minRTT == 0 || rtt < c.minRTT {
-		c.minRTT = rtt
-	}
-	if extra := rtt - c.minRTT; bytes >= 16<<10 && extra > 2*time.Millisecond {
-		sample := float64(bytes) / (extra + time.Millisecond).Seconds()
-		if c.bw == 0 {
-			c.bw = sample
-		} else {
-			c.bw += (sample - c.bw) / 4
-		}
-	}
-}
-
-func (c *serverRate) interval() time.Duration {
-	if c.bw == 0 {
-		return minFrameInterval
-	}
-	d := time.Duration(float64(c.last) / c.bw * float64(time.Second))
-	return min(max(d, minFrameInterval), maxFrameInterval)
-}
-
 // acker tracks a TilesServer sender's unacknowledged frames.
 type acker struct {
-	rate     serverRate
+	rate     *ratectl.Controller
 	inflight []sentFrame
 	rtt      time.Duration
 }
@@ -79,7 +41,7 @@ func (a *acker) process(emu linkEmulator, t time.Duration) {
 		if at > t {
 			return
 		}
-		a.rate.acked(f.bytes, at-f.at)
+		a.rate.Acked(f.bytes, at-f.at)
 		a.inflight = a.inflight[1:]
 	}
 }
@@ -92,14 +54,13 @@ func (a *acker) freeAt(emu linkEmulator, n int) time.Duration {
 	return a.ackAt(emu, a.inflight[len(a.inflight)-n])
 }
 
-// bigInflight reports whether a frame of at least 16 KiB awaits its ack.
-func (a *acker) bigInflight() bool {
+// largestInflight returns the size of the largest unacknowledged frame.
+func (a *acker) largestInflight() int {
+	n := 0
 	for _, f := range a.inflight {
-		if f.bytes >= 16<<10 {
-			return true
-		}
+		n = max(n, f.bytes)
 	}
-	return false
+	return n
 }
 
 // stepServer is step for TilesServer: the sender of server/ws.go's loop.
@@ -114,16 +75,16 @@ func (v *sender) stepServer(t, next time.Duration) error {
 		switch {
 		case v.dirty:
 			at = max(t, a.freeAt(v.emu, serverMaxInflight))
-			if a.rate.bw == 0 && a.bigInflight() {
-				// server/pacing.go's slow start: one large frame at a
-				// time until a goodput is measured.
+			if a.rate.HoldForAck(a.largestInflight()) {
+				// Slow start: one large frame at a time until a goodput
+				// is measured.
 				at = max(at, a.freeAt(v.emu, 1))
 			}
 			if v.sentAny {
-				at = max(at, v.lastSend+a.rate.interval())
+				at = max(at, v.lastSend+a.rate.Interval())
 			}
 		case c.refining():
-			at = max(t, a.freeAt(v.emu, serverMaxInflight), v.lastSend+a.rate.interval())
+			at = max(t, a.freeAt(v.emu, serverMaxInflight), v.lastSend+a.rate.Interval())
 			refine = true
 		case c.needsRefine():
 			at = max(t, a.freeAt(v.emu, 1), v.lastSend+refineDelay)
@@ -142,13 +103,9 @@ func (v *sender) stepServer(t, next time.Duration) error {
 			t = at
 			continue
 		}
-		bw := a.rate.bw
-		c.q = tiles.Quality{}
-		if bw > 0 {
-			c.q = adaptiveQuality(bw)
-		}
-		c.paced = c.q.Lossy && bw > 0
-		c.bps = bw * 8
+		c.q = a.rate.Quality()
+		c.paced = a.rate.Paced()
+		c.budget = a.rate.PieceBudget(serverMaxInflight)
 		frames := len(v.frames)
 		if err := v.send(at, refine); err != nil {
 			return err
@@ -156,7 +113,7 @@ func (v *sender) stepServer(t, next time.Duration) error {
 		if len(v.frames) > frames {
 			f := v.frames[len(v.frames)-1]
 			a.inflight = append(a.inflight, f)
-			a.rate.last = f.bytes
+			a.rate.Sent(f.bytes)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package autoswitch
 
 import (
 	"testing"
@@ -30,48 +30,85 @@ func TestActivity(t *testing.T) {
 		{"moves only (scrolling on tiles)", every(0, 1000, 33, &framebuffer.Update{Moves: []framebuffer.Move{{Src: framebuffer.Rect{Y: 20, W: 640, H: 380}}}}), 1000, false},
 	}
 	for _, tc := range cases {
-		var a activity
-		a.note(t0, &framebuffer.Update{Resized: true, Width: 640, Height: 400})
+		var a Activity
+		a.Note(t0, &framebuffer.Update{Resized: true, Width: 640, Height: 400})
 		for at := 0; at <= tc.at; at++ {
 			if u := tc.updates[at]; u != nil {
-				a.note(ms(at), u)
+				a.Note(ms(at), u)
 			}
 		}
-		if got := a.moving(ms(tc.at)); got != tc.moving {
+		if got := a.Moving(ms(tc.at)); got != tc.moving {
 			t.Errorf("%s: moving = %v, want %v", tc.name, got, tc.moving)
 		}
 	}
 
 	// Suspected motion (tiles go lossy for photo-like areas): two large
 	// updates within the window, as of the last update.
-	var s activity
-	s.note(t0, &framebuffer.Update{Resized: true, Width: 640, Height: 400})
-	s.note(ms(100), damage(320, 200))
-	if s.suspect() {
+	var s Activity
+	s.Note(t0, &framebuffer.Update{Resized: true, Width: 640, Height: 400})
+	s.Note(ms(100), damage(320, 200))
+	if s.Suspect() {
 		t.Error("one large update: suspected motion")
 	}
-	s.note(ms(150), damage(320, 200))
-	if !s.suspect() {
+	s.Note(ms(150), damage(320, 200))
+	if !s.Suspect() {
 		t.Error("two large updates 50 ms apart: no suspected motion")
 	}
-	s.note(ms(2000), damage(8, 16))
-	if s.suspect() {
+	s.Note(ms(2000), damage(8, 16))
+	if s.Suspect() {
 		t.Error("two large updates 2 s ago: still suspected motion")
 	}
 
 	// Quiet: a blinking text cursor, a clock, the pointer and scrolling do
 	// not keep a screen from counting as still; a larger change does.
-	var a activity
-	a.note(t0, &framebuffer.Update{Resized: true, Width: 640, Height: 400})
-	a.note(ms(300), damage(320, 200))
+	var a Activity
+	a.Note(t0, &framebuffer.Update{Resized: true, Width: 640, Height: 400})
+	a.Note(ms(300), damage(320, 200))
 	for at := 400; at < 3000; at += 250 {
-		a.note(ms(at), damage(8, 16))                                              // cursor blink
-		a.note(ms(at+10), damage(152, 16))                                         // clock
-		a.note(ms(at+20), &framebuffer.Update{CursorChanged: true})                // pointer
-		a.note(ms(at+30), &framebuffer.Update{Moves: make([]framebuffer.Move, 1)}) // scroll
+		a.Note(ms(at), damage(8, 16))                                              // cursor blink
+		a.Note(ms(at+10), damage(152, 16))                                         // clock
+		a.Note(ms(at+20), &framebuffer.Update{CursorChanged: true})                // pointer
+		a.Note(ms(at+30), &framebuffer.Update{Moves: make([]framebuffer.Move, 1)}) // scroll
 	}
-	if got, want := a.stillAt(), ms(300).Add(autoStill); !got.Equal(want) {
-		t.Errorf("still at %v, want %v (the last large change plus %v)", got, want, autoStill)
+	if got, want := a.StillAt(), ms(300).Add(Still); !got.Equal(want) {
+		t.Errorf("still at %v, want %v (the last large change plus %v)", got, want, Still)
+	}
+}
+
+// TestSwitch: a viewer on tiles goes to video on sustained motion, and
+// back once the screen has been still for Still with nothing pending.
+func TestSwitch(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	var a Activity
+	a.Reset(t0)
+	a.Note(t0, &framebuffer.Update{Resized: true, Width: 640, Height: 400})
+	if a.Switch(ms(10), false, false) {
+		t.Fatal("switched to video on a resize alone")
+	}
+	at := 0
+	for ; at <= 1000 && !a.Switch(ms(at), false, true); at += 33 {
+		a.Note(ms(at), &framebuffer.Update{Damage: []framebuffer.Rect{{W: 320, H: 200}}})
+	}
+	if at > 1000 || at < int(Window/time.Millisecond)*2/3 {
+		t.Fatalf("switched to video at %d ms of motion", at)
+	}
+	last := at
+	for ; at < last+300; at += 33 {
+		a.Note(ms(at), &framebuffer.Update{Damage: []framebuffer.Rect{{W: 320, H: 200}}})
+		if a.Switch(ms(at), true, false) {
+			t.Fatalf("back to tiles at %d ms during motion", at)
+		}
+	}
+	quiet := at - 33
+	if a.Switch(ms(quiet).Add(Still), true, true) {
+		t.Error("back to tiles with an update pending")
+	}
+	if a.Switch(ms(quiet).Add(Still-time.Millisecond), true, false) {
+		t.Error("back to tiles before the screen was still for Still")
+	}
+	if !a.Switch(ms(quiet).Add(Still), true, false) {
+		t.Error("still on video after the screen was still for Still")
 	}
 }
 
