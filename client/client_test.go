@@ -197,8 +197,8 @@ func (f *frame) deflate(r framebuffer.Rect, palette [][3]byte, data []byte) {
 		f.m.u8(0)
 	} else {
 		f.m.u8(1, byte(len(palette)-1))
-		for _, p := range palette {
-			f.m.u8(p[:]...)
+		for _, p := range palette { // the palette leads the inflated bytes
+			f.c.zw.Write(p[:])
 		}
 	}
 	f.c.zw.Write(data)

@@ -155,17 +155,23 @@ export function parseRecords(buf, inflater) {
             if (n > 16) throw new ProtocolError(`packed deflate record with ${n} colours`);
             bits = n <= 2 ? 1 : n <= 4 ? 2 : 4;
           }
-          need(n * 3, 'deflate');
-          palette = bytes.slice(p, p + n * 3);
-          p += n * 3;
+          // The palette leads the record's inflated bytes; it is filled
+          // in before the record's data promise resolves.
+          palette = new Uint8Array(n * 3);
         } else if (format !== 0) {
           throw new ProtocolError(`deflate record with unknown format ${format}`);
         }
         need(4, 'deflate');
         const n = u32();
         need(n, 'deflate');
-        const size = palette ? h * Math.ceil(w * bits / 8) : w * h * 3;
-        const data = inflater.inflate(bytes.slice(p, p + n), size);
+        const np = palette ? palette.length : 0;
+        const size = palette ? np + h * Math.ceil(w * bits / 8) : w * h * 3;
+        let data = inflater.inflate(bytes.slice(p, p + n), size);
+        if (palette) {
+          const pal = palette;
+          data = data.then((b) => { pal.set(b.subarray(0, np)); return b.subarray(np); });
+          data.catch(() => {});
+        }
         p += n;
         out.push({ type: 'pixels', x, y, w, h, palette, bits, data });
         break;

@@ -328,10 +328,13 @@ func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuff
 		format = FormatIndexed
 	}
 	dst = append(dst, format, byte(p.n-1))
-	for _, c := range p.colours[:p.n] {
-		dst = append(dst, byte(c), byte(c>>8), byte(c>>16))
-	}
+	// The palette goes into the deflate stream ahead of the indices: text
+	// records repeat the same few colours, which the stream then codes in
+	// a byte or two instead of 3 bytes each (docs/protocol.md).
 	e.raw = e.raw[:0]
+	for _, c := range p.colours[:p.n] {
+		e.raw = append(e.raw, byte(c), byte(c>>8), byte(c>>16))
+	}
 	lastC, lastI := ^uint32(0), byte(0)
 	for y := t.Y; y < t.Y+t.H; y++ {
 		row := src.Row(t.X, y, t.W)

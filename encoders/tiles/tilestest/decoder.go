@@ -161,7 +161,7 @@ func (d *Decoder) scan(msg []byte) {
 		case tiles.RecordDeflate:
 			r.take(8)
 			if f := r.u8(); f == tiles.FormatIndexed || f == tiles.FormatPacked {
-				r.take(3 * (r.u8() + 1))
+				r.u8()
 			}
 			if data := r.take(int(r.u32())); r.err == nil {
 				d.in.buf = append(d.in.buf, data...)
@@ -270,12 +270,12 @@ func (d *Decoder) record(typ byte, r *reader) error {
 func (d *Decoder) deflate(r *reader) error {
 	rect := r.rect()
 	format := r.u8()
-	var pal []byte
+	npal := 0
 	switch format {
 	case tiles.FormatRGB:
 	case tiles.FormatIndexed, tiles.FormatPacked:
 		n := r.u8() + 1
-		pal = r.take(3 * n)
+		npal = n
 		if format == tiles.FormatPacked && tiles.PackedBits(n) == 0 {
 			return fmt.Errorf("packed record with %d colours", n)
 		}
@@ -295,10 +295,12 @@ func (d *Decoder) deflate(r *reader) error {
 	case tiles.FormatRGB:
 		n *= 3
 	case tiles.FormatPacked:
-		bits = tiles.PackedBits(len(pal) / 3)
+		bits = tiles.PackedBits(npal)
 		stride = (rect.W*bits + 7) / 8
 		n = stride * rect.H
 	}
+	// An indexed record's palette comes first in its inflated bytes.
+	n += 3 * npal
 	if cap(d.out) < n {
 		d.out = make([]byte, n)
 	}
@@ -306,6 +308,8 @@ func (d *Decoder) deflate(r *reader) error {
 	if _, err := io.ReadFull(d.zr, out); err != nil {
 		return fmt.Errorf("inflate %d bytes: %w", n, err)
 	}
+	pal := out[:3*npal]
+	out = out[3*npal:]
 	for y := 0; y < rect.H; y++ {
 		row := d.Canvas.Row(rect.X, rect.Y+y, rect.W)
 		for x := 0; x < rect.W; x++ {
