@@ -8,7 +8,7 @@ export const SUBPROTOCOL = 'kvmgate.v1';
 /** Binary record types. */
 export const Rec = Object.freeze({
   RESIZE: 0x10, FILL: 0x11, PNG: 0x12, JPEG: 0x13,
-  DEFLATE: 0x14, COPY: 0x15, CURSOR: 0x16, FRAME_END: 0x17,
+  DEFLATE: 0x14, COPY: 0x15, CURSOR: 0x16, FRAME_END: 0x17, BATCH: 0x18,
   VIDEO_CONFIG: 0x20, VIDEO_FRAME: 0x21,
 });
 
@@ -95,6 +95,7 @@ export class Inflater {
  *  | {type: 'copy', sx: number, sy: number, w: number, h: number, dx: number, dy: number}
  *  | {type: 'cursor', w: number, h: number, hx: number, hy: number, rgba: Uint8Array}
  *  | {type: 'frame', n: number, time: number}
+ *  | {type: 'batch', recs: Promise<Record[]>}
  *  | {type: 'vconfig', w: number, h: number, codec: string}
  *  | {type: 'vframe', key: boolean, time: number, data: Uint8Array}} Record
  */
@@ -102,11 +103,15 @@ export class Inflater {
 /**
  * Parses one binary message into records. Image and deflate payloads start
  * decoding at once; their results are promises the drawer awaits in order.
+ * A batch record becomes a 'batch' whose records (fills, copies, pixels)
+ * are parsed once its bytes are inflated; the drawer awaits them in turn.
  * @param {ArrayBuffer} buf
  * @param {Inflater} inflater
+ * @param {boolean} [inBatch] buf holds a batch's inflated records: deflate
+ *   records carry their (palette and) pixel bytes inline, uncompressed
  * @returns {Record[]}
  */
-export function parseRecords(buf, inflater) {
+export function parseRecords(buf, inflater, inBatch = false) {
   const v = new DataView(buf);
   const bytes = new Uint8Array(buf);
   const out = [];
@@ -116,8 +121,21 @@ export function parseRecords(buf, inflater) {
   };
   const u16 = () => { const x = v.getUint16(p, true); p += 2; return x; };
   const u32 = () => { const x = v.getUint32(p, true); p += 4; return x; };
+  const uvarint = () => {
+    let x = 0;
+    for (let shift = 0; shift < 42; shift += 7) {
+      need(1, 'batch');
+      const b = bytes[p++];
+      x += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return x;
+    }
+    throw new ProtocolError(`bad varint at byte ${p}`);
+  };
   while (p < buf.byteLength) {
     const type = bytes[p++];
+    if (inBatch && type !== Rec.FILL && type !== Rec.COPY && type !== Rec.DEFLATE) {
+      throw new ProtocolError(`record type ${type} in a batch`);
+    }
     switch (type) {
       case Rec.RESIZE:
         need(4, 'resize');
@@ -161,11 +179,19 @@ export function parseRecords(buf, inflater) {
         } else if (format !== 0) {
           throw new ProtocolError(`deflate record with unknown format ${format}`);
         }
+        const np = palette ? palette.length : 0;
+        const size = palette ? np + h * Math.ceil(w * bits / 8) : w * h * 3;
+        if (inBatch) { // the bytes follow, already inflated
+          need(size, 'deflate');
+          const b = bytes.subarray(p, p + size);
+          if (palette) palette.set(b.subarray(0, np));
+          p += size;
+          out.push({ type: 'pixels', x, y, w, h, palette, bits, data: Promise.resolve(b.subarray(np)) });
+          break;
+        }
         need(4, 'deflate');
         const n = u32();
         need(n, 'deflate');
-        const np = palette ? palette.length : 0;
-        const size = palette ? np + h * Math.ceil(w * bits / 8) : w * h * 3;
         let data = inflater.inflate(bytes.slice(p, p + n), size);
         if (palette) {
           const pal = palette;
@@ -186,6 +212,16 @@ export function parseRecords(buf, inflater) {
         need(w * h * 4, 'cursor');
         out.push({ type: 'cursor', w, h, hx, hy, rgba: bytes.slice(p, p + w * h * 4) });
         p += w * h * 4;
+        break;
+      }
+      case Rec.BATCH: {
+        const size = uvarint(), n = uvarint();
+        need(n, 'batch');
+        const recs = inflater.inflate(bytes.slice(p, p + n), size)
+          .then((b) => parseRecords(b.buffer, inflater, true));
+        recs.catch(() => {}); // the drawer reports the error
+        p += n;
+        out.push({ type: 'batch', recs });
         break;
       }
       case Rec.FRAME_END:

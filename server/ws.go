@@ -559,8 +559,7 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 		rects = []framebuffer.Rect{{W: u.Width, H: u.Height}}
 	} else {
 		for _, m := range u.Moves {
-			buf = tiles.AppendCopy(buf, m)
-			vc.enc.Moved(m)
+			vc.enc.Copy(m) // sent in the next batch (Flush below)
 			records++
 		}
 		rects = u.Damage
@@ -597,6 +596,9 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 	}
 	buf, n, err := vc.appendRefinement(buf, sent)
 	if err != nil {
+		return err
+	}
+	if buf, err = vc.enc.Flush(buf); err != nil {
 		return err
 	}
 	records += n

@@ -282,8 +282,7 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 		rects = []framebuffer.Rect{{W: u.Width, H: u.Height}}
 	} else {
 		for _, m := range u.Moves {
-			buf = tiles.AppendCopy(buf, m)
-			c.enc.Moved(m)
+			c.enc.Copy(m) // sent in the next batch
 		}
 		rects = u.Damage
 	}
@@ -320,6 +319,9 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 		if buf, err = c.enc.Encode(buf, mirror, r, q); err != nil {
 			return nil, err
 		}
+	}
+	if buf, err = c.enc.Flush(buf); err != nil {
+		return nil, err
 	}
 	if c.paced {
 		n := len(buf)

@@ -69,12 +69,14 @@ type Encoder struct {
 	lossy tileSet // tiles whose last pixels went out lossily
 	sh    shadow  // what the browser's canvas holds
 
-	// The last deflate record of the current Encode call: where its
-	// length is and where its data ends in dst; unflushed is set while
-	// the stream has data since the last sync flush.
-	lastLen, lastEnd int
-	unflushed        bool
-	bands            []framebuffer.Rect
+	// plain collects the records of the batch being built, uncompressed;
+	// out is the caller's buffer while Encode runs (JPEG records and
+	// finished batches go there).
+	plain []byte
+	out   []byte
+	// copies are copy records queued by Copy for the next batch.
+	copies []byte
+	bands  []framebuffer.Rect
 
 	// Stats accumulates over the encoder's life.
 	Stats Stats
@@ -95,12 +97,58 @@ func NewEncoder() *Encoder {
 // browser shows (after ForgetLossy, see there), it leaves out rows the
 // browser already has and sends content that moved vertically inside r as
 // a copy record followed by the rows that are still different.
+//
+// The records go out in batch records (docs/protocol.md): fills, copies
+// (those queued by Copy first) and pixels, their headers and pixel bytes
+// compressed together in the connection's deflate stream, which is
+// sync-flushed at the end of each batch. Only JPEG records stand outside
+// (between batches), as deflating them again would gain nothing.
 func (e *Encoder) Encode(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
-	dst, err := e.encode(dst, src, r, q)
-	if err != nil {
-		return dst, err
+	e.out = dst
+	plain := append(e.plain[:0], e.copies...)
+	e.copies = e.copies[:0]
+	plain, err := e.encode(plain, src, r, q)
+	if err == nil {
+		e.out, err = e.batch(e.out, plain)
 	}
-	return e.finish(dst)
+	e.plain = plain[:0]
+	dst, e.out = e.out, nil
+	return dst, err
+}
+
+// Copy queues a copy record for move m, which the browser applies before
+// anything the next Encode call sends, and tells the encoder about it (see
+// Moved). Flush sends queued copies when no Encode call follows.
+func (e *Encoder) Copy(m framebuffer.Move) {
+	e.copies = AppendCopy(e.copies, m)
+	e.Moved(m)
+}
+
+// Flush appends a batch of the copies Copy queued since the last Encode or
+// Flush call, if any, to dst. Call it before a frame end.
+func (e *Encoder) Flush(dst []byte) ([]byte, error) {
+	dst, err := e.batch(dst, e.copies)
+	e.copies = e.copies[:0]
+	return dst, err
+}
+
+// batch compresses plain, a sequence of records in their batch form, as the
+// next part of the stream and appends the batch record to dst.
+func (e *Encoder) batch(dst, plain []byte) ([]byte, error) {
+	if len(plain) == 0 {
+		return dst, nil
+	}
+	e.zbuf.Reset()
+	if _, err := e.fw.Write(plain); err != nil {
+		return dst, fmt.Errorf("tiles: deflate: %w", err)
+	}
+	if err := e.fw.Flush(); err != nil {
+		return dst, fmt.Errorf("tiles: deflate flush: %w", err)
+	}
+	dst = append(dst, RecordBatch)
+	dst = binary.AppendUvarint(dst, uint64(len(plain)))
+	dst = binary.AppendUvarint(dst, uint64(e.zbuf.Len()))
+	return append(dst, e.zbuf.Bytes()...), nil
 }
 
 func (e *Encoder) encode(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
@@ -278,42 +326,11 @@ func rgbAt(pix []byte, o int) uint32 {
 	return uint32(pix[o]) | uint32(pix[o+1])<<8 | uint32(pix[o+2])<<16
 }
 
-// deflate compresses e.raw as the next part of the stream and appends the
-// length-prefixed bytes the compressor produced so far; the sync flush
-// comes at the end of Encode (see finish).
+// deflate appends the pixel bytes in e.raw to the batch being built: in a
+// batch they follow their record's header uncompressed (the batch is
+// compressed as a whole).
 func (e *Encoder) deflate(dst []byte) ([]byte, error) {
-	e.zbuf.Reset()
-	if _, err := e.fw.Write(e.raw); err != nil {
-		return dst, fmt.Errorf("tiles: deflate: %w", err)
-	}
-	e.lastLen = len(dst)
-	dst = appendU32(dst, uint32(e.zbuf.Len()))
-	dst = append(dst, e.zbuf.Bytes()...)
-	e.lastEnd, e.unflushed = len(dst), true
-	return dst, nil
-}
-
-// finish sync-flushes the stream if deflate records went out since the
-// last flush, and puts the flushed bytes at the end of the last deflate
-// record (moving any records after it), so that the stream reaches a
-// flush point with the last deflate record of each Encode call.
-func (e *Encoder) finish(dst []byte) ([]byte, error) {
-	if !e.unflushed {
-		return dst, nil
-	}
-	e.unflushed = false
-	e.zbuf.Reset()
-	if err := e.fw.Flush(); err != nil {
-		return dst, fmt.Errorf("tiles: deflate flush: %w", err)
-	}
-	n := e.zbuf.Len()
-	tail := len(dst) - e.lastEnd
-	dst = append(dst, e.zbuf.Bytes()...) // grow by n
-	copy(dst[e.lastEnd+n:], dst[e.lastEnd:e.lastEnd+tail])
-	copy(dst[e.lastEnd:], e.zbuf.Bytes())
-	l := binary.LittleEndian.Uint32(dst[e.lastLen:])
-	binary.LittleEndian.PutUint32(dst[e.lastLen:], l+uint32(n))
-	return dst, nil
+	return append(dst, e.raw...), nil
 }
 
 func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuffer.Rect) ([]byte, error) {
@@ -387,6 +404,12 @@ func (e *Encoder) appendRGB(dst []byte, src *framebuffer.Canvas, r framebuffer.R
 func (e *Encoder) appendJPEG(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
 	e.Stats.JPEG++
 	e.lossy.mark(r)
+	// The batch so far goes out first: records are drawn in order.
+	var err error
+	if e.out, err = e.batch(e.out, dst); err != nil {
+		return dst, err
+	}
+	dst = dst[:0]
 	img := &image.RGBA{
 		Pix:    src.Pix[src.Offset(r.X, r.Y):],
 		Stride: src.Stride,
@@ -400,10 +423,11 @@ func (e *Encoder) appendJPEG(dst []byte, src *framebuffer.Canvas, r framebuffer.
 	if err := jpeg.Encode(&e.jbuf, img, &jpeg.Options{Quality: min(quality, 100)}); err != nil {
 		return dst, fmt.Errorf("tiles: jpeg %v: %w", r, err)
 	}
-	dst = append(dst, RecordJPEG)
-	dst = appendRect(dst, r)
-	dst = appendU32(dst, uint32(e.jbuf.Len()))
-	return append(dst, e.jbuf.Bytes()...), nil
+	e.out = append(e.out, RecordJPEG)
+	e.out = appendRect(e.out, r)
+	e.out = appendU32(e.out, uint32(e.jbuf.Len()))
+	e.out = append(e.out, e.jbuf.Bytes()...)
+	return dst, nil
 }
 
 // Moved tells the encoder that the viewer's canvas applied move m (a copy

@@ -23,6 +23,9 @@ const (
 	RecordCopy     = 0x15
 	RecordCursor   = 0x16
 	RecordFrameEnd = 0x17
+	// RecordBatch holds fill, copy and deflate records compressed in the
+	// connection's deflate stream (docs/protocol.md).
+	RecordBatch = 0x18
 )
 
 // Formats of a deflate record's pixels.

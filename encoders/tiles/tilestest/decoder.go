@@ -29,13 +29,23 @@ type Decoder struct {
 	// Frames counts frame end records; LastFrame is the latest number.
 	Frames    int
 	LastFrame uint32
-	// Records counts records by type.
+	// Records counts records by type, those inside batches included.
 	Records map[byte]int
+	// Formats counts deflate records by pixel format.
+	Formats map[int]int
 
 	in  feed
 	zr  io.ReadCloser
 	out []byte
+	// inner reads the inflated bytes of the batch record being applied;
+	// nil outside batches.
+	inner *reader
+	batch bytes.Buffer
 }
+
+// maxBatch bounds a batch's inflated size: an 8192×8192 RGB record and its
+// header.
+const maxBatch = 8192*8192*3 + 1024
 
 // feed is the inflater's input: the bytes of all deflate records so far.
 // It reports an error instead of blocking when it runs dry, which happens
@@ -62,7 +72,7 @@ func (f *feed) Read(p []byte) (int, error) {
 
 // NewDecoder returns a decoder with an empty canvas.
 func NewDecoder() *Decoder {
-	d := &Decoder{Records: map[byte]int{}}
+	d := &Decoder{Records: map[byte]int{}, Formats: map[int]int{}}
 	d.zr = flate.NewReader(&d.in)
 	return d
 }
@@ -107,6 +117,19 @@ func (r *reader) u32() uint32 {
 		return 0
 	}
 	return binary.LittleEndian.Uint32(p)
+}
+
+func (r *reader) uvarint() int {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || v > 1<<40 {
+		r.err = errors.New("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return int(v)
 }
 
 func (r *reader) rect() framebuffer.Rect {
@@ -164,6 +187,11 @@ func (d *Decoder) scan(msg []byte) {
 				r.u8()
 			}
 			if data := r.take(int(r.u32())); r.err == nil {
+				d.in.buf = append(d.in.buf, data...)
+			}
+		case tiles.RecordBatch:
+			r.uvarint()
+			if data := r.take(r.uvarint()); r.err == nil {
 				d.in.buf = append(d.in.buf, data...)
 			}
 		default:
@@ -246,6 +274,8 @@ func (d *Decoder) record(typ byte, r *reader) error {
 		}
 	case tiles.RecordDeflate:
 		return d.deflate(r)
+	case tiles.RecordBatch:
+		return d.applyBatch(r)
 	case tiles.RecordCursor:
 		w, h, hx, hy := r.u16(), r.u16(), r.u16(), r.u16()
 		pix := r.take(w * h * 4)
@@ -267,9 +297,50 @@ func (d *Decoder) record(typ byte, r *reader) error {
 	return nil
 }
 
+// applyBatch inflates a batch record's bytes and applies the fill, copy and
+// deflate records they hold; a deflate record's pixels follow its header
+// there, uncompressed.
+func (d *Decoder) applyBatch(r *reader) error {
+	if d.inner != nil {
+		return errors.New("batch inside a batch")
+	}
+	n := r.uvarint()
+	r.take(r.uvarint()) // the data went to the inflater in scan
+	if r.err != nil {
+		return r.err
+	}
+	if n > maxBatch {
+		return fmt.Errorf("batch of %d bytes", n)
+	}
+	d.batch.Reset()
+	if _, err := io.CopyN(&d.batch, d.zr, int64(n)); err != nil {
+		return fmt.Errorf("inflate batch of %d bytes: %w", n, err)
+	}
+	in := &reader{b: d.batch.Bytes()}
+	d.inner = in
+	defer func() { d.inner = nil }()
+	for len(in.b) > 0 {
+		typ := byte(in.u8())
+		switch typ {
+		case tiles.RecordFill, tiles.RecordCopy, tiles.RecordDeflate:
+		default:
+			return fmt.Errorf("record 0x%02x in a batch", typ)
+		}
+		d.Records[typ]++
+		if err := d.record(typ, in); err != nil {
+			return fmt.Errorf("in batch: record 0x%02x: %w", typ, err)
+		}
+		if in.err != nil {
+			return fmt.Errorf("in batch: record 0x%02x: %w", typ, in.err)
+		}
+	}
+	return nil
+}
+
 func (d *Decoder) deflate(r *reader) error {
 	rect := r.rect()
 	format := r.u8()
+	d.Formats[format]++
 	npal := 0
 	switch format {
 	case tiles.FormatRGB:
@@ -282,7 +353,9 @@ func (d *Decoder) deflate(r *reader) error {
 	default:
 		return fmt.Errorf("unknown deflate format %d", format)
 	}
-	r.take(int(r.u32())) // the data went to the inflater in scan
+	if d.inner == nil {
+		r.take(int(r.u32())) // the data went to the inflater in scan
+	}
 	if r.err != nil {
 		return r.err
 	}
@@ -305,7 +378,11 @@ func (d *Decoder) deflate(r *reader) error {
 		d.out = make([]byte, n)
 	}
 	out := d.out[:n]
-	if _, err := io.ReadFull(d.zr, out); err != nil {
+	if d.inner != nil {
+		if out = r.take(n); r.err != nil {
+			return r.err
+		}
+	} else if _, err := io.ReadFull(d.zr, out); err != nil {
 		return fmt.Errorf("inflate %d bytes: %w", n, err)
 	}
 	pal := out[:3*npal]
