@@ -43,6 +43,28 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 func FuzzDecoder(f *testing.F) {
 	f.Add(tiles.AppendFill(tiles.AppendResize(nil, 8, 8), framebuffer.Rect{W: 4, H: 4}, 1, 2, 3))
 	f.Add(tiles.AppendCursor(nil, &framebuffer.Cursor{W: 1, H: 1, Pix: []byte{1, 2, 3, 4}}))
+	// A batch of a copy, fills and packed, indexed and RGB pixels.
+	c, _ := framebuffer.NewCanvas(40, 20)
+	for i := 0; i < len(c.Pix); i += 4 {
+		switch k := i / 4; {
+		case k%40 < 10:
+			c.Pix[i] = 9
+		case k%40 < 20:
+			c.Pix[i] = byte(k % 3)
+		case k%40 < 30:
+			c.Pix[i+1] = byte(k % 40)
+		default:
+			c.Pix[i], c.Pix[i+2] = byte(k), byte(k*7)
+		}
+	}
+	e := tiles.NewEncoder()
+	e.ForgetLossy()
+	e.Copy(framebuffer.Move{Src: framebuffer.Rect{Y: 2, W: 40, H: 18}})
+	msg, err := e.Encode(tiles.AppendResize(nil, 40, 20), c, c.Bounds(), tiles.Quality{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(msg)
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		_, _ = tilestest.NewDecoder().Apply(msg)
 	})
