@@ -197,7 +197,10 @@ func (f *frame) endBatch() {
 	f.batch = nil
 	f.c.zw.Write(plain)
 	f.c.zw.Flush()
-	z := bytes.Clone(f.c.zbuf.Bytes())
+	z, ok := bytes.CutSuffix(bytes.Clone(f.c.zbuf.Bytes()), []byte{0, 0, 0xff, 0xff})
+	if !ok {
+		f.c.t.Fatal("sync flush without its marker")
+	}
 	f.c.zbuf.Reset()
 	f.m.u8(0x18)
 	f.m.Write(binary.AppendUvarint(nil, uint64(len(plain))))
@@ -304,6 +307,12 @@ func (f *frame) cursor(w, h, hx, hy int) {
 	for i := 0; i < w*h; i++ {
 		f.m.u8(byte(i*40), 0, 255, byte(255*(i%2)))
 	}
+}
+
+// endShort ends the frame with the short frame end record (0x19).
+func (f *frame) endShort(n uint32) {
+	f.m.u8(0x19)
+	f.m.Write(binary.AppendUvarint(nil, uint64(n)))
 }
 
 func (f *frame) end(n uint32) {
@@ -463,7 +472,7 @@ func TestClientProtocol(t *testing.T) {
 	f.fill(framebuffer.Rect{X: 0, Y: 0, W: 4, H: 4}, 250, 250, 0)
 	f.deflate(framebuffer.Rect{X: 5, Y: 52, W: 11, H: 7}, pal[:4], indices(11, 7, 4))
 	f.endBatch()
-	f.end(3)
+	f.endShort(3)
 	f.flush()
 	if ack := c.next("ack"); ack["f"] != 3.0 {
 		t.Fatalf("third ack %v, want f=3", ack)

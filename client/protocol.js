@@ -9,6 +9,7 @@ export const SUBPROTOCOL = 'kvmgate.v1';
 export const Rec = Object.freeze({
   RESIZE: 0x10, FILL: 0x11, PNG: 0x12, JPEG: 0x13,
   DEFLATE: 0x14, COPY: 0x15, CURSOR: 0x16, FRAME_END: 0x17, BATCH: 0x18,
+  FRAME_END_SHORT: 0x19,
   VIDEO_CONFIG: 0x20, VIDEO_FRAME: 0x21,
 });
 
@@ -124,7 +125,7 @@ export function parseRecords(buf, inflater, inBatch = false) {
   const uvarint = () => {
     let x = 0;
     for (let shift = 0; shift < 42; shift += 7) {
-      need(1, 'batch');
+      need(1, 'varint');
       const b = bytes[p++];
       x += (b & 0x7f) * 2 ** shift;
       if (b < 0x80) return x;
@@ -217,7 +218,11 @@ export function parseRecords(buf, inflater, inBatch = false) {
       case Rec.BATCH: {
         const size = uvarint(), n = uvarint();
         need(n, 'batch');
-        const recs = inflater.inflate(bytes.slice(p, p + n), size)
+        // The server leaves out the sync flush's last four bytes.
+        const z = new Uint8Array(n + 4);
+        z.set(bytes.subarray(p, p + n));
+        z.set([0, 0, 0xff, 0xff], n);
+        const recs = inflater.inflate(z, size)
           .then((b) => parseRecords(b.buffer, inflater, true));
         recs.catch(() => {}); // the drawer reports the error
         p += n;
@@ -227,6 +232,9 @@ export function parseRecords(buf, inflater, inBatch = false) {
       case Rec.FRAME_END:
         need(8, 'frame end');
         out.push({ type: 'frame', n: u32(), time: u32() });
+        break;
+      case Rec.FRAME_END_SHORT:
+        out.push({ type: 'frame', n: uvarint(), time: 0 });
         break;
       case Rec.VIDEO_CONFIG: {
         need(5, 'video config');

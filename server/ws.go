@@ -637,7 +637,7 @@ func (vc *viewerConn) sendUpdateMessages(u *framebuffer.Update) error {
 // in flight; sent counts the frame's bytes already written.
 func (vc *viewerConn) endFrame(buf []byte, sent int) error {
 	vc.frame++
-	buf = tiles.AppendFrameEnd(buf, vc.frame, uint32(time.Now().UnixMilli()))
+	buf = tiles.AppendFrameEnd(buf, vc.frame)
 	if err := vc.write(websocket.BinaryMessage, buf); err != nil {
 		return err
 	}

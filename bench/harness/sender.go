@@ -332,7 +332,7 @@ func (c *tilesCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 			return nil, nil
 		}
 	}
-	buf = tiles.AppendFrameEnd(buf, frameNo, uint32(at/time.Millisecond))
+	buf = tiles.AppendFrameEnd(buf, frameNo)
 	c.buf = buf
 	return buf, nil
 }
@@ -450,7 +450,7 @@ func (c *videoCodec) encode(fv *framebuffer.Viewer, mirror *framebuffer.Canvas, 
 			}
 		}
 	}
-	buf = tiles.AppendFrameEnd(buf, frameNo, uint32(at/time.Millisecond))
+	buf = tiles.AppendFrameEnd(buf, frameNo)
 	c.buf = buf
 	return buf, nil
 }

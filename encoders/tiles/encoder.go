@@ -145,10 +145,16 @@ func (e *Encoder) batch(dst, plain []byte) ([]byte, error) {
 	if err := e.fw.Flush(); err != nil {
 		return dst, fmt.Errorf("tiles: deflate flush: %w", err)
 	}
+	// A sync flush ends with the four bytes of an empty stored block's
+	// length; the browser puts them back (as RFC 7692 does).
+	z, ok := bytes.CutSuffix(e.zbuf.Bytes(), syncTail)
+	if !ok {
+		return dst, fmt.Errorf("tiles: deflate flush without its sync marker")
+	}
 	dst = append(dst, RecordBatch)
 	dst = binary.AppendUvarint(dst, uint64(len(plain)))
-	dst = binary.AppendUvarint(dst, uint64(e.zbuf.Len()))
-	return append(dst, e.zbuf.Bytes()...), nil
+	dst = binary.AppendUvarint(dst, uint64(len(z)))
+	return append(dst, z...), nil
 }
 
 func (e *Encoder) encode(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
@@ -325,6 +331,10 @@ func (e *Encoder) analyze(src *framebuffer.Canvas, t framebuffer.Rect, q Quality
 func rgbAt(pix []byte, o int) uint32 {
 	return uint32(pix[o]) | uint32(pix[o+1])<<8 | uint32(pix[o+2])<<16
 }
+
+// syncTail is how a sync flush ends: LEN 0 and NLEN 0xffff of an empty
+// stored block. Batches leave it out.
+var syncTail = []byte{0, 0, 0xff, 0xff}
 
 // deflate appends the pixel bytes in e.raw to the batch being built: in a
 // batch they follow their record's header uncompressed (the batch is

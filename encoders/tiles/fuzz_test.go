@@ -64,7 +64,7 @@ func FuzzDecoder(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(msg)
+	f.Add(tiles.AppendFrameEnd(msg, 300))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		_, _ = tilestest.NewDecoder().Apply(msg)
 	})

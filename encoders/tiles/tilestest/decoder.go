@@ -154,7 +154,7 @@ func (d *Decoder) Apply(msg []byte) (frames int, err error) {
 		if r.err != nil {
 			return frames, fmt.Errorf("tilestest: record 0x%02x: %w", typ, r.err)
 		}
-		if typ == tiles.RecordFrameEnd {
+		if typ == tiles.RecordFrameEnd || typ == tiles.RecordFrameEndShort {
 			frames++
 		}
 	}
@@ -192,8 +192,11 @@ func (d *Decoder) scan(msg []byte) {
 		case tiles.RecordBatch:
 			r.uvarint()
 			if data := r.take(r.uvarint()); r.err == nil {
-				d.in.buf = append(d.in.buf, data...)
+				// The sync flush's tail the server leaves out.
+				d.in.buf = append(append(d.in.buf, data...), 0, 0, 0xff, 0xff)
 			}
+		case tiles.RecordFrameEndShort:
+			r.uvarint()
 		default:
 			return
 		}
@@ -290,6 +293,13 @@ func (d *Decoder) record(typ byte, r *reader) error {
 	case tiles.RecordFrameEnd:
 		d.LastFrame = r.u32()
 		r.u32()
+		d.Frames++
+	case tiles.RecordFrameEndShort:
+		n := r.uvarint()
+		if n > 1<<32-1 {
+			return fmt.Errorf("frame number %d", n)
+		}
+		d.LastFrame = uint32(n)
 		d.Frames++
 	default:
 		return errors.New("unknown record type")
