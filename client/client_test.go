@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"kvmgate/client"
+	"kvmgate/encoders/tiles"
 	"kvmgate/framebuffer"
 	"kvmgate/internal/browsertest"
 )
@@ -225,6 +226,16 @@ func (f *frame) fill(r framebuffer.Rect, red, g, b byte) {
 
 // deflate sends rgb (3 bytes per pixel) or, with a palette, indices.
 func (f *frame) deflate(r framebuffer.Rect, palette [][3]byte, data []byte) {
+	f.deflateFormat(r, palette, data, 1)
+}
+
+// deflateColumns sends indices (one byte each in data, as for deflate) in
+// format 3: packed, column by column.
+func (f *frame) deflateColumns(r framebuffer.Rect, palette [][3]byte, data []byte) {
+	f.deflateFormat(r, palette, data, 3)
+}
+
+func (f *frame) deflateFormat(r framebuffer.Rect, palette [][3]byte, data []byte, format byte) {
 	m := f.w()
 	m.u8(0x14)
 	m.u16(r.X, r.Y, r.W, r.H)
@@ -232,12 +243,28 @@ func (f *frame) deflate(r framebuffer.Rect, palette [][3]byte, data []byte) {
 	if palette == nil {
 		m.u8(0)
 	} else {
-		m.u8(1, byte(len(palette)-1))
+		m.u8(format, byte(len(palette)-1))
 		for _, p := range palette { // the palette leads the inflated bytes
 			plain = append(plain, p[:]...)
 		}
 	}
-	plain = append(plain, data...)
+	if format == 3 {
+		bits := tiles.PackedBits(len(palette))
+		for x := 0; x < r.W; x++ {
+			acc, n := byte(0), 0
+			for y := 0; y < r.H; y++ {
+				acc = acc<<bits | data[y*r.W+x]
+				if n += bits; n == 8 {
+					plain, acc, n = append(plain, acc), 0, 0
+				}
+			}
+			if n > 0 {
+				plain = append(plain, acc<<(8-n))
+			}
+		}
+	} else {
+		plain = append(plain, data...)
+	}
 	if f.batch != nil { // inline: the batch is compressed as a whole
 		m.Write(plain)
 	} else {
@@ -471,7 +498,13 @@ func TestClientProtocol(t *testing.T) {
 	f.beginBatch()
 	f.fill(framebuffer.Rect{X: 0, Y: 0, W: 4, H: 4}, 250, 250, 0)
 	f.deflate(framebuffer.Rect{X: 5, Y: 52, W: 11, H: 7}, pal[:4], indices(11, 7, 4))
+	// Column-major packed indices at 1, 2 and 4 bits, heights that leave
+	// columns padded.
+	f.deflateColumns(framebuffer.Rect{X: 20, Y: 40, W: 13, H: 11}, pal[:2], indices(13, 11, 2))
+	f.deflateColumns(framebuffer.Rect{X: 40, Y: 45, W: 7, H: 9}, pal[:4], indices(7, 9, 4))
+	f.deflateColumns(framebuffer.Rect{X: 60, Y: 50, W: 10, H: 3}, pal, indices(10, 3, len(pal)))
 	f.endBatch()
+	f.deflateColumns(framebuffer.Rect{X: 85, Y: 30, W: 9, H: 17}, pal[:3], indices(9, 17, 3))
 	f.endShort(3)
 	f.flush()
 	if ack := c.next("ack"); ack["f"] != 3.0 {

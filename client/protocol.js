@@ -102,6 +102,30 @@ export class Inflater {
  */
 
 /**
+ * Turns column-major packed indices (format 3: each column top to bottom,
+ * padded to a byte) into row-major ones (format 2: each row left to right,
+ * padded to a byte).
+ * @param {Uint8Array} src
+ * @param {number} w
+ * @param {number} h
+ * @param {number} bits 1, 2 or 4
+ * @returns {Uint8Array}
+ */
+export function columnsToRows(src, w, h, bits) {
+  const cs = Math.ceil(h * bits / 8), rs = Math.ceil(w * bits / 8);
+  const out = new Uint8Array(rs * h);
+  const mask = (1 << bits) - 1;
+  for (let x = 0; x < w; x++) {
+    const xb = x * bits, ob = xb >> 3, os = 8 - bits - (xb & 7);
+    for (let y = 0, yb = 0; y < h; y++, yb += bits) {
+      const v = (src[x * cs + (yb >> 3)] >> (8 - bits - (yb & 7))) & mask;
+      out[y * rs + ob] |= v << os;
+    }
+  }
+  return out;
+}
+
+/**
  * Parses one binary message into records. Image and deflate payloads start
  * decoding at once; their results are promises the drawer awaits in order.
  * A batch record becomes a 'batch' whose records (fills, copies, pixels)
@@ -167,10 +191,10 @@ export function parseRecords(buf, inflater, inBatch = false) {
         const format = bytes[p++];
         let palette = null;
         let bits = 8; // bits per pixel of indexed data
-        if (format === 1 || format === 2) {
+        if (format === 1 || format === 2 || format === 3) {
           need(1, 'deflate');
           const n = bytes[p++] + 1;
-          if (format === 2) {
+          if (format !== 1) {
             if (n > 16) throw new ProtocolError(`packed deflate record with ${n} colours`);
             bits = n <= 2 ? 1 : n <= 4 ? 2 : 4;
           }
@@ -181,13 +205,16 @@ export function parseRecords(buf, inflater, inBatch = false) {
           throw new ProtocolError(`deflate record with unknown format ${format}`);
         }
         const np = palette ? palette.length : 0;
-        const size = palette ? np + h * Math.ceil(w * bits / 8) : w * h * 3;
+        const size = !palette ? w * h * 3
+          : format === 3 ? np + w * Math.ceil(h * bits / 8) : np + h * Math.ceil(w * bits / 8);
+        // Column-major indices (format 3) become rows, as format 2 has them.
+        const rows = format === 3 ? (b) => columnsToRows(b, w, h, bits) : (b) => b;
         if (inBatch) { // the bytes follow, already inflated
           need(size, 'deflate');
           const b = bytes.subarray(p, p + size);
           if (palette) palette.set(b.subarray(0, np));
           p += size;
-          out.push({ type: 'pixels', x, y, w, h, palette, bits, data: Promise.resolve(b.subarray(np)) });
+          out.push({ type: 'pixels', x, y, w, h, palette, bits, data: Promise.resolve(rows(b.subarray(np))) });
           break;
         }
         need(4, 'deflate');
@@ -196,7 +223,7 @@ export function parseRecords(buf, inflater, inBatch = false) {
         let data = inflater.inflate(bytes.slice(p, p + n), size);
         if (palette) {
           const pal = palette;
-          data = data.then((b) => { pal.set(b.subarray(0, np)); return b.subarray(np); });
+          data = data.then((b) => { pal.set(b.subarray(0, np)); return rows(b.subarray(np)); });
           data.catch(() => {});
         }
         p += n;

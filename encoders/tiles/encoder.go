@@ -350,7 +350,7 @@ func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuff
 	dst = append(dst, RecordDeflate)
 	dst = appendRect(dst, t)
 	bits := PackedBits(p.n)
-	format := byte(FormatPacked)
+	format := byte(FormatColumns)
 	if bits == 0 {
 		format = FormatIndexed
 	}
@@ -363,6 +363,30 @@ func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuff
 		e.raw = append(e.raw, byte(c), byte(c>>8), byte(c>>16))
 	}
 	lastC, lastI := ^uint32(0), byte(0)
+	if bits != 0 {
+		// Column by column: a glyph is then the same run of bytes
+		// wherever it stands on its line, which the stream codes as a
+		// match; in rows, glyphs 9 pixels wide start at 8 different bit
+		// offsets.
+		for x := t.X; x < t.X+t.W; x++ {
+			acc, nacc := byte(0), 0
+			for y, o := t.Y, src.Offset(x, t.Y); y < t.Y+t.H; y, o = y+1, o+src.Stride {
+				c := uint32(src.Pix[o]) | uint32(src.Pix[o+1])<<8 | uint32(src.Pix[o+2])<<16
+				if c != lastC {
+					lastC, lastI = c, p.index(c)
+				}
+				acc = acc<<bits | lastI
+				if nacc += bits; nacc == 8 {
+					e.raw = append(e.raw, acc)
+					acc, nacc = 0, 0
+				}
+			}
+			if nacc > 0 {
+				e.raw = append(e.raw, acc<<(8-nacc))
+			}
+		}
+		return e.deflate(dst)
+	}
 	for y := t.Y; y < t.Y+t.H; y++ {
 		row := src.Row(t.X, y, t.W)
 		acc, nacc := byte(0), 0 // packed bits not yet appended

@@ -321,7 +321,7 @@ func TestPackedIndexed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := byte(tiles.FormatPacked)
+			want := byte(tiles.FormatColumns)
 			if len(used) > 16 {
 				want = tiles.FormatIndexed
 			}

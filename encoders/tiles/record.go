@@ -39,6 +39,10 @@ const (
 	// up to 2, 4 or 16 colours), most significant bits first, each row
 	// padded to whole bytes.
 	FormatPacked = 2
+	// FormatColumns is FormatPacked column by column: each column top to
+	// bottom, padded to whole bytes, columns left to right. The encoder
+	// uses it for palettes of up to 16 colours.
+	FormatColumns = 3
 )
 
 // PackedBits returns the bits per pixel of a FormatPacked record with n

@@ -183,7 +183,7 @@ func (d *Decoder) scan(msg []byte) {
 			r.take(4 + w*h*4)
 		case tiles.RecordDeflate:
 			r.take(8)
-			if f := r.u8(); f == tiles.FormatIndexed || f == tiles.FormatPacked {
+			if f := r.u8(); f == tiles.FormatIndexed || f == tiles.FormatPacked || f == tiles.FormatColumns {
 				r.u8()
 			}
 			if data := r.take(int(r.u32())); r.err == nil {
@@ -354,10 +354,10 @@ func (d *Decoder) deflate(r *reader) error {
 	npal := 0
 	switch format {
 	case tiles.FormatRGB:
-	case tiles.FormatIndexed, tiles.FormatPacked:
+	case tiles.FormatIndexed, tiles.FormatPacked, tiles.FormatColumns:
 		n := r.u8() + 1
 		npal = n
-		if format == tiles.FormatPacked && tiles.PackedBits(n) == 0 {
+		if format != tiles.FormatIndexed && tiles.PackedBits(n) == 0 {
 			return fmt.Errorf("packed record with %d colours", n)
 		}
 	default:
@@ -381,6 +381,10 @@ func (d *Decoder) deflate(r *reader) error {
 		bits = tiles.PackedBits(npal)
 		stride = (rect.W*bits + 7) / 8
 		n = stride * rect.H
+	case tiles.FormatColumns:
+		bits = tiles.PackedBits(npal)
+		stride = (rect.H*bits + 7) / 8 // bytes per column
+		n = stride * rect.W
 	}
 	// An indexed record's palette comes first in its inflated bytes.
 	n += 3 * npal
@@ -404,8 +408,11 @@ func (d *Decoder) deflate(r *reader) error {
 			if format == tiles.FormatRGB {
 				p = out[3*(y*rect.W+x):]
 			} else {
-				bit := x * bits
-				i := int(out[y*stride+bit/8]>>(8-bits-bit%8)) & (1<<bits - 1)
+				bit, o := x*bits, y*stride
+				if format == tiles.FormatColumns {
+					bit, o = y*bits, x*stride
+				}
+				i := int(out[o+bit/8]>>(8-bits-bit%8)) & (1<<bits - 1)
 				if 3*i+3 > len(pal) {
 					return fmt.Errorf("palette index %d beyond %d colours", i, len(pal)/3)
 				}
