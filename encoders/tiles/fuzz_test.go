@@ -1,6 +1,9 @@
 package tiles_test
 
 import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
 	"testing"
 
 	"kvmgate/encoders/tiles"
@@ -65,6 +68,16 @@ func FuzzDecoder(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(tiles.AppendFrameEnd(msg, 300))
+	// A bare deflate record in format 3 (4 colours, 3×5 pixels, columns of
+	// 10 bits padded to 2 bytes), then a short frame end.
+	var z bytes.Buffer
+	zw, _ := flate.NewWriter(&z, flate.BestSpeed)
+	zw.Write([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}) // the palette
+	zw.Write([]byte{0x1b, 0x40, 0xe4, 0x00, 0x55, 0xc0})    // the indices
+	zw.Flush()
+	bare := append(tiles.AppendResize(nil, 8, 8), tiles.RecordDeflate, 1, 0, 1, 0, 3, 0, 5, 0, tiles.FormatColumns, 3)
+	bare = binary.LittleEndian.AppendUint32(bare, uint32(z.Len()))
+	f.Add(tiles.AppendFrameEnd(append(bare, z.Bytes()...), 1))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		_, _ = tilestest.NewDecoder().Apply(msg)
 	})
