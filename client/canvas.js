@@ -72,6 +72,9 @@ export class Screen {
         this.ctx.drawImage(bmp, 0, 0, Math.min(r.w, bmp.width), Math.min(r.h, bmp.height),
           r.x, r.y, Math.min(r.w, bmp.width), Math.min(r.h, bmp.height));
         bmp.close();
+      } else if (r.type === 'batch') {
+        const recs = await r.recs;
+        if (gen !== this.gen || !(await this.draw(recs, gen))) return false;
       } else if (r.type === 'pixels') {
         const data = await r.data;
         if (gen !== this.gen) return false;

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"kvmgate/client"
+	"kvmgate/encoders/tiles"
 	"kvmgate/framebuffer"
 	"kvmgate/internal/browsertest"
 )
@@ -173,6 +174,39 @@ type frame struct {
 	m    msg
 	c    *testConn
 	want *framebuffer.Canvas
+	// batch, while non-nil, collects fill, copy and deflate records in
+	// their batch form (see beginBatch).
+	batch *msg
+}
+
+// w is where the next fill, copy or deflate record goes.
+func (f *frame) w() *msg {
+	if f.batch != nil {
+		return f.batch
+	}
+	return &f.m
+}
+
+// beginBatch starts a batch record: the fill, copy and deflate records up
+// to endBatch go into it.
+func (f *frame) beginBatch() { f.batch = &msg{} }
+
+// endBatch compresses the batch on the connection's deflate stream and
+// appends it to the message as one batch record (0x18).
+func (f *frame) endBatch() {
+	plain := f.batch.Bytes()
+	f.batch = nil
+	f.c.zw.Write(plain)
+	f.c.zw.Flush()
+	z, ok := bytes.CutSuffix(bytes.Clone(f.c.zbuf.Bytes()), []byte{0, 0, 0xff, 0xff})
+	if !ok {
+		f.c.t.Fatal("sync flush without its marker")
+	}
+	f.c.zbuf.Reset()
+	f.m.u8(0x18)
+	f.m.Write(binary.AppendUvarint(nil, uint64(len(plain))))
+	f.m.Write(binary.AppendUvarint(nil, uint64(len(z))))
+	f.m.Write(z)
 }
 
 func (f *frame) resize(w, h int) {
@@ -183,30 +217,64 @@ func (f *frame) resize(w, h int) {
 }
 
 func (f *frame) fill(r framebuffer.Rect, red, g, b byte) {
-	f.m.u8(0x11)
-	f.m.u16(r.X, r.Y, r.W, r.H)
-	f.m.u8(red, g, b)
+	m := f.w()
+	m.u8(0x11)
+	m.u16(r.X, r.Y, r.W, r.H)
+	m.u8(red, g, b)
 	f.want.Fill(r, uint32(red)|uint32(g)<<8|uint32(b)<<16|0xff000000)
 }
 
 // deflate sends rgb (3 bytes per pixel) or, with a palette, indices.
 func (f *frame) deflate(r framebuffer.Rect, palette [][3]byte, data []byte) {
-	f.m.u8(0x14)
-	f.m.u16(r.X, r.Y, r.W, r.H)
+	f.deflateFormat(r, palette, data, 1)
+}
+
+// deflateColumns sends indices (one byte each in data, as for deflate) in
+// format 3: packed, column by column.
+func (f *frame) deflateColumns(r framebuffer.Rect, palette [][3]byte, data []byte) {
+	f.deflateFormat(r, palette, data, 3)
+}
+
+func (f *frame) deflateFormat(r framebuffer.Rect, palette [][3]byte, data []byte, format byte) {
+	m := f.w()
+	m.u8(0x14)
+	m.u16(r.X, r.Y, r.W, r.H)
+	var plain []byte
 	if palette == nil {
-		f.m.u8(0)
+		m.u8(0)
 	} else {
-		f.m.u8(1, byte(len(palette)-1))
-		for _, p := range palette {
-			f.m.u8(p[:]...)
+		m.u8(format, byte(len(palette)-1))
+		for _, p := range palette { // the palette leads the inflated bytes
+			plain = append(plain, p[:]...)
 		}
 	}
-	f.c.zw.Write(data)
-	f.c.zw.Flush()
-	z := bytes.Clone(f.c.zbuf.Bytes())
-	f.c.zbuf.Reset()
-	f.m.u32(uint32(len(z)))
-	f.m.Write(z)
+	if format == 3 {
+		bits := tiles.PackedBits(len(palette))
+		for x := 0; x < r.W; x++ {
+			acc, n := byte(0), 0
+			for y := 0; y < r.H; y++ {
+				acc = acc<<bits | data[y*r.W+x]
+				if n += bits; n == 8 {
+					plain, acc, n = append(plain, acc), 0, 0
+				}
+			}
+			if n > 0 {
+				plain = append(plain, acc<<(8-n))
+			}
+		}
+	} else {
+		plain = append(plain, data...)
+	}
+	if f.batch != nil { // inline: the batch is compressed as a whole
+		m.Write(plain)
+	} else {
+		f.c.zw.Write(plain)
+		f.c.zw.Flush()
+		z := bytes.Clone(f.c.zbuf.Bytes())
+		f.c.zbuf.Reset()
+		m.u32(uint32(len(z)))
+		m.Write(z)
+	}
 	for y := 0; y < r.H; y++ {
 		row := f.want.Row(r.X, r.Y+y, r.W)
 		for x := 0; x < r.W; x++ {
@@ -254,8 +322,9 @@ func (f *frame) image(typ byte, x, y, w, h int, data []byte) {
 }
 
 func (f *frame) copyRect(src framebuffer.Rect, dx, dy int) {
-	f.m.u8(0x15)
-	f.m.u16(src.X, src.Y, src.W, src.H, dx, dy)
+	m := f.w()
+	m.u8(0x15)
+	m.u16(src.X, src.Y, src.W, src.H, dx, dy)
 	f.want.Move(src, dx, dy)
 }
 
@@ -265,6 +334,12 @@ func (f *frame) cursor(w, h, hx, hy int) {
 	for i := 0; i < w*h; i++ {
 		f.m.u8(byte(i*40), 0, 255, byte(255*(i%2)))
 	}
+}
+
+// endShort ends the frame with the short frame end record (0x19).
+func (f *frame) endShort(n uint32) {
+	f.m.u8(0x19)
+	f.m.Write(binary.AppendUvarint(nil, uint64(n)))
 }
 
 func (f *frame) end(n uint32) {
@@ -410,6 +485,33 @@ func TestClientProtocol(t *testing.T) {
 	}
 	compare(t, p, want)
 
+	// Frame 3: batch records on the same stream, between plain deflate
+	// records: a batch of a copy, fills and RGB and indexed pixels inline,
+	// a deflate record outside, then a second batch in the same message.
+	f.beginBatch()
+	f.copyRect(framebuffer.Rect{X: 0, Y: 10, W: W, H: 40}, 0, 4)
+	f.fill(framebuffer.Rect{X: 3, Y: 50, W: 20, H: 5}, 9, 99, 199)
+	f.deflate(framebuffer.Rect{X: 30, Y: 20, W: 21, H: 13}, nil, gradient(21, 13))
+	f.deflate(framebuffer.Rect{X: 50, Y: 40, W: 33, H: 9}, pal, indices(33, 9, len(pal)))
+	f.endBatch()
+	f.deflate(framebuffer.Rect{X: 70, Y: 2, W: 9, H: 9}, pal[:2], indices(9, 9, 2))
+	f.beginBatch()
+	f.fill(framebuffer.Rect{X: 0, Y: 0, W: 4, H: 4}, 250, 250, 0)
+	f.deflate(framebuffer.Rect{X: 5, Y: 52, W: 11, H: 7}, pal[:4], indices(11, 7, 4))
+	// Column-major packed indices at 1, 2 and 4 bits, heights that leave
+	// columns padded.
+	f.deflateColumns(framebuffer.Rect{X: 20, Y: 40, W: 13, H: 11}, pal[:2], indices(13, 11, 2))
+	f.deflateColumns(framebuffer.Rect{X: 40, Y: 45, W: 7, H: 9}, pal[:4], indices(7, 9, 4))
+	f.deflateColumns(framebuffer.Rect{X: 60, Y: 50, W: 10, H: 3}, pal, indices(10, 3, len(pal)))
+	f.endBatch()
+	f.deflateColumns(framebuffer.Rect{X: 85, Y: 30, W: 9, H: 17}, pal[:3], indices(9, 17, 3))
+	f.endShort(3)
+	f.flush()
+	if ack := c.next("ack"); ack["f"] != 3.0 {
+		t.Fatalf("third ack %v, want f=3", ack)
+	}
+	compare(t, p, want)
+
 	var cursor string
 	if err := p.EvalInto(el+`.canvas.style.cursor`, &cursor); err != nil {
 		t.Fatal(err)
@@ -425,7 +527,7 @@ func TestClientProtocol(t *testing.T) {
 	if err := p.EvalInto(el+`.stats()`, &stats); err != nil {
 		t.Fatal(err)
 	}
-	if stats.FramesDrawn != 2 || stats.Width != W || stats.Height != H || stats.Transport != "tiles" {
+	if stats.FramesDrawn != 3 || stats.Width != W || stats.Height != H || stats.Transport != "tiles" {
 		t.Errorf("stats() = %+v", stats)
 	}
 
@@ -594,6 +696,22 @@ func TestClientProtocol(t *testing.T) {
 		c2.sendBinary([]byte{0x7f, 1, 2, 3})
 		c3 := srv.accept(t)
 		c3.sendJSON(hello(8, 4))
+		p.WaitFor(t, el+`.state === 'connected'`, wait)
+
+		// So is a batch that holds a record other than fill, copy or
+		// deflate (here a frame end): found once inflated, it fails the
+		// frame, and the client reconnects.
+		f3 := &frame{c: c3, want: want}
+		f3.resize(8, 4)
+		f3.beginBatch()
+		f3.batch.u8(0x17)
+		f3.batch.u32(1)
+		f3.batch.u32(0)
+		f3.endBatch()
+		f3.end(1)
+		f3.flush()
+		c4 := srv.accept(t)
+		c4.sendJSON(hello(8, 4))
 		p.WaitFor(t, el+`.state === 'connected'`, wait)
 	})
 

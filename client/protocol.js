@@ -8,7 +8,8 @@ export const SUBPROTOCOL = 'kvmgate.v1';
 /** Binary record types. */
 export const Rec = Object.freeze({
   RESIZE: 0x10, FILL: 0x11, PNG: 0x12, JPEG: 0x13,
-  DEFLATE: 0x14, COPY: 0x15, CURSOR: 0x16, FRAME_END: 0x17,
+  DEFLATE: 0x14, COPY: 0x15, CURSOR: 0x16, FRAME_END: 0x17, BATCH: 0x18,
+  FRAME_END_SHORT: 0x19,
   VIDEO_CONFIG: 0x20, VIDEO_FRAME: 0x21,
 });
 
@@ -95,18 +96,47 @@ export class Inflater {
  *  | {type: 'copy', sx: number, sy: number, w: number, h: number, dx: number, dy: number}
  *  | {type: 'cursor', w: number, h: number, hx: number, hy: number, rgba: Uint8Array}
  *  | {type: 'frame', n: number, time: number}
+ *  | {type: 'batch', recs: Promise<Record[]>}
  *  | {type: 'vconfig', w: number, h: number, codec: string}
  *  | {type: 'vframe', key: boolean, time: number, data: Uint8Array}} Record
  */
 
 /**
+ * Turns column-major packed indices (format 3: each column top to bottom,
+ * padded to a byte) into row-major ones (format 2: each row left to right,
+ * padded to a byte).
+ * @param {Uint8Array} src
+ * @param {number} w
+ * @param {number} h
+ * @param {number} bits 1, 2 or 4
+ * @returns {Uint8Array}
+ */
+export function columnsToRows(src, w, h, bits) {
+  const cs = Math.ceil(h * bits / 8), rs = Math.ceil(w * bits / 8);
+  const out = new Uint8Array(rs * h);
+  const mask = (1 << bits) - 1;
+  for (let x = 0; x < w; x++) {
+    const xb = x * bits, ob = xb >> 3, os = 8 - bits - (xb & 7);
+    for (let y = 0, yb = 0; y < h; y++, yb += bits) {
+      const v = (src[x * cs + (yb >> 3)] >> (8 - bits - (yb & 7))) & mask;
+      out[y * rs + ob] |= v << os;
+    }
+  }
+  return out;
+}
+
+/**
  * Parses one binary message into records. Image and deflate payloads start
  * decoding at once; their results are promises the drawer awaits in order.
+ * A batch record becomes a 'batch' whose records (fills, copies, pixels)
+ * are parsed once its bytes are inflated; the drawer awaits them in turn.
  * @param {ArrayBuffer} buf
  * @param {Inflater} inflater
+ * @param {boolean} [inBatch] buf holds a batch's inflated records: deflate
+ *   records carry their (palette and) pixel bytes inline, uncompressed
  * @returns {Record[]}
  */
-export function parseRecords(buf, inflater) {
+export function parseRecords(buf, inflater, inBatch = false) {
   const v = new DataView(buf);
   const bytes = new Uint8Array(buf);
   const out = [];
@@ -116,8 +146,21 @@ export function parseRecords(buf, inflater) {
   };
   const u16 = () => { const x = v.getUint16(p, true); p += 2; return x; };
   const u32 = () => { const x = v.getUint32(p, true); p += 4; return x; };
+  const uvarint = () => {
+    let x = 0;
+    for (let shift = 0; shift < 42; shift += 7) {
+      need(1, 'varint');
+      const b = bytes[p++];
+      x += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return x;
+    }
+    throw new ProtocolError(`bad varint at byte ${p}`);
+  };
   while (p < buf.byteLength) {
     const type = bytes[p++];
+    if (inBatch && type !== Rec.FILL && type !== Rec.COPY && type !== Rec.DEFLATE) {
+      throw new ProtocolError(`record type ${type} in a batch`);
+    }
     switch (type) {
       case Rec.RESIZE:
         need(4, 'resize');
@@ -148,24 +191,41 @@ export function parseRecords(buf, inflater) {
         const format = bytes[p++];
         let palette = null;
         let bits = 8; // bits per pixel of indexed data
-        if (format === 1 || format === 2) {
+        if (format === 1 || format === 2 || format === 3) {
           need(1, 'deflate');
           const n = bytes[p++] + 1;
-          if (format === 2) {
+          if (format !== 1) {
             if (n > 16) throw new ProtocolError(`packed deflate record with ${n} colours`);
             bits = n <= 2 ? 1 : n <= 4 ? 2 : 4;
           }
-          need(n * 3, 'deflate');
-          palette = bytes.slice(p, p + n * 3);
-          p += n * 3;
+          // The palette leads the record's inflated bytes; it is filled
+          // in before the record's data promise resolves.
+          palette = new Uint8Array(n * 3);
         } else if (format !== 0) {
           throw new ProtocolError(`deflate record with unknown format ${format}`);
+        }
+        const np = palette ? palette.length : 0;
+        const size = !palette ? w * h * 3
+          : format === 3 ? np + w * Math.ceil(h * bits / 8) : np + h * Math.ceil(w * bits / 8);
+        // Column-major indices (format 3) become rows, as format 2 has them.
+        const rows = format === 3 ? (b) => columnsToRows(b, w, h, bits) : (b) => b;
+        if (inBatch) { // the bytes follow, already inflated
+          need(size, 'deflate');
+          const b = bytes.subarray(p, p + size);
+          if (palette) palette.set(b.subarray(0, np));
+          p += size;
+          out.push({ type: 'pixels', x, y, w, h, palette, bits, data: Promise.resolve(rows(b.subarray(np))) });
+          break;
         }
         need(4, 'deflate');
         const n = u32();
         need(n, 'deflate');
-        const size = palette ? h * Math.ceil(w * bits / 8) : w * h * 3;
-        const data = inflater.inflate(bytes.slice(p, p + n), size);
+        let data = inflater.inflate(bytes.slice(p, p + n), size);
+        if (palette) {
+          const pal = palette;
+          data = data.then((b) => { pal.set(b.subarray(0, np)); return rows(b.subarray(np)); });
+          data.catch(() => {});
+        }
         p += n;
         out.push({ type: 'pixels', x, y, w, h, palette, bits, data });
         break;
@@ -182,9 +242,26 @@ export function parseRecords(buf, inflater) {
         p += w * h * 4;
         break;
       }
+      case Rec.BATCH: {
+        const size = uvarint(), n = uvarint();
+        need(n, 'batch');
+        // The server leaves out the sync flush's last four bytes.
+        const z = new Uint8Array(n + 4);
+        z.set(bytes.subarray(p, p + n));
+        z.set([0, 0, 0xff, 0xff], n);
+        const recs = inflater.inflate(z, size)
+          .then((b) => parseRecords(b.buffer, inflater, true));
+        recs.catch(() => {}); // the drawer reports the error
+        p += n;
+        out.push({ type: 'batch', recs });
+        break;
+      }
       case Rec.FRAME_END:
         need(8, 'frame end');
         out.push({ type: 'frame', n: u32(), time: u32() });
+        break;
+      case Rec.FRAME_END_SHORT:
+        out.push({ type: 'frame', n: uvarint(), time: 0 });
         break;
       case Rec.VIDEO_CONFIG: {
         need(5, 'video config');

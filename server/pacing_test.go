@@ -36,7 +36,7 @@ func TestPacedRefinement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dec.Apply(tiles.AppendFrameEnd(buf, 1, 0)); err != nil {
+	if _, err := dec.Apply(tiles.AppendFrameEnd(buf, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if !vc.enc.Lossy() {
@@ -62,7 +62,7 @@ func TestPacedRefinement(t *testing.T) {
 		if len(out) > budget+4096 {
 			t.Errorf("frame %d: %d bytes for a budget of %d", frames, len(out), budget)
 		}
-		if _, err := dec.Apply(tiles.AppendFrameEnd(out, uint32(frames+1), 0)); err != nil {
+		if _, err := dec.Apply(tiles.AppendFrameEnd(out, uint32(frames+1))); err != nil {
 			t.Fatal(err)
 		}
 	}

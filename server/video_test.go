@@ -68,6 +68,15 @@ func (c *videoClient) stepVideo() (bool, error) {
 			c.frames++
 			ended = true
 			c.send(map[string]any{"t": "ack", "f": binary.LittleEndian.Uint32(data[1:])})
+		case 0x19: // short frame end: the frame number as a varint
+			f, k := binary.Uvarint(data[1:])
+			if k <= 0 {
+				return false, errors.New("bad frame end")
+			}
+			n = 1 + k
+			c.frames++
+			ended = true
+			c.send(map[string]any{"t": "ack", "f": f})
 		case video.RecordConfig, video.RecordFrame:
 			r, k, err := video.ParseRecord(data)
 			if err != nil {

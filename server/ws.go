@@ -611,8 +611,7 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 		rects = []framebuffer.Rect{{W: u.Width, H: u.Height}}
 	} else {
 		for _, m := range u.Moves {
-			buf = tiles.AppendCopy(buf, m)
-			vc.enc.Moved(m)
+			vc.enc.Copy(m) // sent in the next batch (Flush below)
 			records++
 		}
 		rects = u.Damage
@@ -656,6 +655,9 @@ func (vc *viewerConn) sendFrame(refine bool) error {
 	if err != nil {
 		return err
 	}
+	if buf, err = vc.enc.Flush(buf); err != nil {
+		return err
+	}
 	records += n
 	if records == 0 {
 		vc.buf = buf
@@ -692,7 +694,7 @@ func (vc *viewerConn) sendUpdateMessages(u *framebuffer.Update) error {
 // in flight; sent counts the frame's bytes already written.
 func (vc *viewerConn) endFrame(buf []byte, sent int) error {
 	vc.frame++
-	buf = tiles.AppendFrameEnd(buf, vc.frame, uint32(time.Now().UnixMilli()))
+	buf = tiles.AppendFrameEnd(buf, vc.frame)
 	if err := vc.write(websocket.BinaryMessage, buf); err != nil {
 		return err
 	}

@@ -292,8 +292,7 @@ func (c *tilesCodec) encodeUpdate(u *framebuffer.Update, mirror *framebuffer.Can
 		rects = []framebuffer.Rect{{W: u.Width, H: u.Height}}
 	} else {
 		for _, m := range u.Moves {
-			buf = tiles.AppendCopy(buf, m)
-			c.enc.Moved(m)
+			c.enc.Copy(m) // sent in the next batch
 		}
 		rects = u.Damage
 	}
@@ -336,6 +335,9 @@ func (c *tilesCodec) encodeUpdate(u *framebuffer.Update, mirror *framebuffer.Can
 			return nil, err
 		}
 	}
+	if buf, err = c.enc.Flush(buf); err != nil {
+		return nil, err
+	}
 	if c.paced {
 		n := len(buf)
 		if buf, err = c.ref.Append(buf, c.enc, mirror, budget); err != nil {
@@ -345,7 +347,7 @@ func (c *tilesCodec) encodeUpdate(u *framebuffer.Update, mirror *framebuffer.Can
 			return nil, nil
 		}
 	}
-	buf = tiles.AppendFrameEnd(buf, frameNo, uint32(at/time.Millisecond))
+	buf = tiles.AppendFrameEnd(buf, frameNo)
 	c.buf = buf
 	return buf, nil
 }
@@ -468,7 +470,7 @@ func (c *videoCodec) encodeUpdate(u *framebuffer.Update, mirror *framebuffer.Can
 			}
 		}
 	}
-	buf = tiles.AppendFrameEnd(buf, frameNo, uint32(at/time.Millisecond))
+	buf = tiles.AppendFrameEnd(buf, frameNo)
 	c.buf = buf
 	return buf, nil
 }

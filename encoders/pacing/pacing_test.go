@@ -32,7 +32,7 @@ func TestRefinerPieces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dec.Apply(tiles.AppendFrameEnd(buf, 1, 0)); err != nil {
+	if _, err := dec.Apply(tiles.AppendFrameEnd(buf, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if !enc.Lossy() {
@@ -61,7 +61,7 @@ func TestRefinerPieces(t *testing.T) {
 		if len(out) > budget+4096 {
 			t.Errorf("frame %d: %d bytes for a budget of %d", frames, len(out), budget)
 		}
-		if _, err := dec.Apply(tiles.AppendFrameEnd(out, uint32(frames+1), 0)); err != nil {
+		if _, err := dec.Apply(tiles.AppendFrameEnd(out, uint32(frames+1))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -69,12 +69,14 @@ type Encoder struct {
 	lossy tileSet // tiles whose last pixels went out lossily
 	sh    shadow  // what the browser's canvas holds
 
-	// The last deflate record of the current Encode call: where its
-	// length is and where its data ends in dst; unflushed is set while
-	// the stream has data since the last sync flush.
-	lastLen, lastEnd int
-	unflushed        bool
-	bands            []framebuffer.Rect
+	// plain collects the records of the batch being built, uncompressed;
+	// out is the caller's buffer while Encode runs (JPEG records and
+	// finished batches go there).
+	plain []byte
+	out   []byte
+	// copies are copy records queued by Copy for the next batch.
+	copies []byte
+	bands  []framebuffer.Rect
 
 	// Stats accumulates over the encoder's life.
 	Stats Stats
@@ -95,12 +97,64 @@ func NewEncoder() *Encoder {
 // browser shows (after ForgetLossy, see there), it leaves out rows the
 // browser already has and sends content that moved vertically inside r as
 // a copy record followed by the rows that are still different.
+//
+// The records go out in batch records (docs/protocol.md): fills, copies
+// (those queued by Copy first) and pixels, their headers and pixel bytes
+// compressed together in the connection's deflate stream, which is
+// sync-flushed at the end of each batch. Only JPEG records stand outside
+// (between batches), as deflating them again would gain nothing.
 func (e *Encoder) Encode(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
-	dst, err := e.encode(dst, src, r, q)
-	if err != nil {
-		return dst, err
+	e.out = dst
+	plain := append(e.plain[:0], e.copies...)
+	e.copies = e.copies[:0]
+	plain, err := e.encode(plain, src, r, q)
+	if err == nil {
+		e.out, err = e.batch(e.out, plain)
 	}
-	return e.finish(dst)
+	e.plain = plain[:0]
+	dst, e.out = e.out, nil
+	return dst, err
+}
+
+// Copy queues a copy record for move m, which the browser applies before
+// anything the next Encode call sends, and tells the encoder about it (see
+// Moved). Flush sends queued copies when no Encode call follows.
+func (e *Encoder) Copy(m framebuffer.Move) {
+	e.copies = AppendCopy(e.copies, m)
+	e.Moved(m)
+}
+
+// Flush appends a batch of the copies Copy queued since the last Encode or
+// Flush call, if any, to dst. Call it before a frame end.
+func (e *Encoder) Flush(dst []byte) ([]byte, error) {
+	dst, err := e.batch(dst, e.copies)
+	e.copies = e.copies[:0]
+	return dst, err
+}
+
+// batch compresses plain, a sequence of records in their batch form, as the
+// next part of the stream and appends the batch record to dst.
+func (e *Encoder) batch(dst, plain []byte) ([]byte, error) {
+	if len(plain) == 0 {
+		return dst, nil
+	}
+	e.zbuf.Reset()
+	if _, err := e.fw.Write(plain); err != nil {
+		return dst, fmt.Errorf("tiles: deflate: %w", err)
+	}
+	if err := e.fw.Flush(); err != nil {
+		return dst, fmt.Errorf("tiles: deflate flush: %w", err)
+	}
+	// A sync flush ends with the four bytes of an empty stored block's
+	// length; the browser puts them back (as RFC 7692 does).
+	z, ok := bytes.CutSuffix(e.zbuf.Bytes(), syncTail)
+	if !ok {
+		return dst, fmt.Errorf("tiles: deflate flush without its sync marker")
+	}
+	dst = append(dst, RecordBatch)
+	dst = binary.AppendUvarint(dst, uint64(len(plain)))
+	dst = binary.AppendUvarint(dst, uint64(len(z)))
+	return append(dst, z...), nil
 }
 
 func (e *Encoder) encode(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
@@ -278,42 +332,15 @@ func rgbAt(pix []byte, o int) uint32 {
 	return uint32(pix[o]) | uint32(pix[o+1])<<8 | uint32(pix[o+2])<<16
 }
 
-// deflate compresses e.raw as the next part of the stream and appends the
-// length-prefixed bytes the compressor produced so far; the sync flush
-// comes at the end of Encode (see finish).
-func (e *Encoder) deflate(dst []byte) ([]byte, error) {
-	e.zbuf.Reset()
-	if _, err := e.fw.Write(e.raw); err != nil {
-		return dst, fmt.Errorf("tiles: deflate: %w", err)
-	}
-	e.lastLen = len(dst)
-	dst = appendU32(dst, uint32(e.zbuf.Len()))
-	dst = append(dst, e.zbuf.Bytes()...)
-	e.lastEnd, e.unflushed = len(dst), true
-	return dst, nil
-}
+// syncTail is how a sync flush ends: LEN 0 and NLEN 0xffff of an empty
+// stored block. Batches leave it out.
+var syncTail = []byte{0, 0, 0xff, 0xff}
 
-// finish sync-flushes the stream if deflate records went out since the
-// last flush, and puts the flushed bytes at the end of the last deflate
-// record (moving any records after it), so that the stream reaches a
-// flush point with the last deflate record of each Encode call.
-func (e *Encoder) finish(dst []byte) ([]byte, error) {
-	if !e.unflushed {
-		return dst, nil
-	}
-	e.unflushed = false
-	e.zbuf.Reset()
-	if err := e.fw.Flush(); err != nil {
-		return dst, fmt.Errorf("tiles: deflate flush: %w", err)
-	}
-	n := e.zbuf.Len()
-	tail := len(dst) - e.lastEnd
-	dst = append(dst, e.zbuf.Bytes()...) // grow by n
-	copy(dst[e.lastEnd+n:], dst[e.lastEnd:e.lastEnd+tail])
-	copy(dst[e.lastEnd:], e.zbuf.Bytes())
-	l := binary.LittleEndian.Uint32(dst[e.lastLen:])
-	binary.LittleEndian.PutUint32(dst[e.lastLen:], l+uint32(n))
-	return dst, nil
+// deflate appends the pixel bytes in e.raw to the batch being built: in a
+// batch they follow their record's header uncompressed (the batch is
+// compressed as a whole).
+func (e *Encoder) deflate(dst []byte) ([]byte, error) {
+	return append(dst, e.raw...), nil
 }
 
 func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuffer.Rect) ([]byte, error) {
@@ -323,16 +350,43 @@ func (e *Encoder) appendIndexed(dst []byte, src *framebuffer.Canvas, t framebuff
 	dst = append(dst, RecordDeflate)
 	dst = appendRect(dst, t)
 	bits := PackedBits(p.n)
-	format := byte(FormatPacked)
+	format := byte(FormatColumns)
 	if bits == 0 {
 		format = FormatIndexed
 	}
 	dst = append(dst, format, byte(p.n-1))
-	for _, c := range p.colours[:p.n] {
-		dst = append(dst, byte(c), byte(c>>8), byte(c>>16))
-	}
+	// The palette goes into the deflate stream ahead of the indices: text
+	// records repeat the same few colours, which the stream then codes in
+	// a byte or two instead of 3 bytes each (docs/protocol.md).
 	e.raw = e.raw[:0]
+	for _, c := range p.colours[:p.n] {
+		e.raw = append(e.raw, byte(c), byte(c>>8), byte(c>>16))
+	}
 	lastC, lastI := ^uint32(0), byte(0)
+	if bits != 0 {
+		// Column by column: a glyph is then the same run of bytes
+		// wherever it stands on its line, which the stream codes as a
+		// match; in rows, glyphs 9 pixels wide start at 8 different bit
+		// offsets.
+		for x := t.X; x < t.X+t.W; x++ {
+			acc, nacc := byte(0), 0
+			for y, o := t.Y, src.Offset(x, t.Y); y < t.Y+t.H; y, o = y+1, o+src.Stride {
+				c := uint32(src.Pix[o]) | uint32(src.Pix[o+1])<<8 | uint32(src.Pix[o+2])<<16
+				if c != lastC {
+					lastC, lastI = c, p.index(c)
+				}
+				acc = acc<<bits | lastI
+				if nacc += bits; nacc == 8 {
+					e.raw = append(e.raw, acc)
+					acc, nacc = 0, 0
+				}
+			}
+			if nacc > 0 {
+				e.raw = append(e.raw, acc<<(8-nacc))
+			}
+		}
+		return e.deflate(dst)
+	}
 	for y := t.Y; y < t.Y+t.H; y++ {
 		row := src.Row(t.X, y, t.W)
 		acc, nacc := byte(0), 0 // packed bits not yet appended
@@ -384,6 +438,12 @@ func (e *Encoder) appendRGB(dst []byte, src *framebuffer.Canvas, r framebuffer.R
 func (e *Encoder) appendJPEG(dst []byte, src *framebuffer.Canvas, r framebuffer.Rect, q Quality) ([]byte, error) {
 	e.Stats.JPEG++
 	e.lossy.mark(r)
+	// The batch so far goes out first: records are drawn in order.
+	var err error
+	if e.out, err = e.batch(e.out, dst); err != nil {
+		return dst, err
+	}
+	dst = dst[:0]
 	img := &image.RGBA{
 		Pix:    src.Pix[src.Offset(r.X, r.Y):],
 		Stride: src.Stride,
@@ -397,10 +457,11 @@ func (e *Encoder) appendJPEG(dst []byte, src *framebuffer.Canvas, r framebuffer.
 	if err := jpeg.Encode(&e.jbuf, img, &jpeg.Options{Quality: min(quality, 100)}); err != nil {
 		return dst, fmt.Errorf("tiles: jpeg %v: %w", r, err)
 	}
-	dst = append(dst, RecordJPEG)
-	dst = appendRect(dst, r)
-	dst = appendU32(dst, uint32(e.jbuf.Len()))
-	return append(dst, e.jbuf.Bytes()...), nil
+	e.out = append(e.out, RecordJPEG)
+	e.out = appendRect(e.out, r)
+	e.out = appendU32(e.out, uint32(e.jbuf.Len()))
+	e.out = append(e.out, e.jbuf.Bytes()...)
+	return dst, nil
 }
 
 // Moved tells the encoder that the viewer's canvas applied move m (a copy

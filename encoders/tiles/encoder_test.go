@@ -321,14 +321,14 @@ func TestPackedIndexed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := byte(tiles.FormatPacked)
+			want := byte(tiles.FormatColumns)
 			if len(used) > 16 {
 				want = tiles.FormatIndexed
 			}
-			if len(used) > 1 && (msg[5] != tiles.RecordDeflate || msg[5+9] != want) {
-				t.Errorf("%d colours, width %d: record %#x format %d, want deflate format %d", len(used), w, msg[5], msg[5+9], want)
-			}
 			decodeAll(t, d, msg)
+			if len(used) > 1 && (d.Formats[int(want)] != 1 || len(d.Formats) != 1) {
+				t.Errorf("%d colours, width %d: deflate formats %v, want one of format %d", len(used), w, d.Formats, want)
+			}
 			if !d.Canvas.Equal(c) {
 				t.Errorf("%d colours, width %d: decoded canvas differs", colours, w)
 			}
@@ -336,44 +336,54 @@ func TestPackedIndexed(t *testing.T) {
 	}
 }
 
-// TestOneFlushPerEncode checks that the deflate records of one Encode call
-// share one sync flush, at the end of the last one.
-func TestOneFlushPerEncode(t *testing.T) {
+// TestBatchPerEncode checks that one Encode call sends one batch record
+// (copies queued by Copy first) whose data ends at a sync flush, and that
+// Flush sends queued copies alone.
+func TestBatchPerEncode(t *testing.T) {
 	src := textConsole(720, 400, 7)
 	src.Fill(rc(300, 0, 64, 400), 0xff204080) // fills between the deflate records
-	msg, err := tiles.NewEncoder().Encode(nil, src, src.Bounds(), tiles.Quality{})
+	e := tiles.NewEncoder()
+	e.ForgetLossy()
+	e.Copy(framebuffer.Move{Src: rc(0, 16, 720, 384), DstX: 0, DstY: 0})
+	msg, err := e.Encode(nil, src, src.Bounds(), tiles.Quality{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ends []bool // whether each deflate record's data ends on a sync flush
-	for p := 0; p < len(msg); {
-		switch msg[p] {
-		case tiles.RecordFill:
-			p += 12
-		case tiles.RecordDeflate:
-			p += 10
-			if f := msg[p-1]; f != tiles.FormatRGB {
-				p += 1 + 3*(int(msg[p])+1)
-			}
-			n := int(binary.LittleEndian.Uint32(msg[p:]))
-			p += 4 + n
-			ends = append(ends, n >= 4 && string(msg[p-4:p]) == "\x00\x00\xff\xff")
-		default:
-			t.Fatalf("unexpected record %#x at %d", msg[p], p)
-		}
+	if msg[0] != tiles.RecordBatch {
+		t.Fatalf("record %#x, want a batch", msg[0])
 	}
-	if len(ends) < 2 {
-		t.Fatalf("%d deflate records, want several", len(ends))
-	}
-	for i, end := range ends {
-		if want := i == len(ends)-1; end != want {
-			t.Errorf("deflate record %d of %d: ends on a flush %v, want %v", i, len(ends), end, want)
-		}
+	p := 1
+	_, k := binary.Uvarint(msg[p:])
+	p += k
+	n, k := binary.Uvarint(msg[p:])
+	p += k
+	// The batch holds the whole message; the sync flush's tail is left
+	// out, and the decoder, which adds it back, needs every byte of the
+	// records by then (it fails on a stream that needs more input).
+	if p+int(n) != len(msg) {
+		t.Fatalf("batch of %d bytes at %d in a %d-byte message", n, p, len(msg))
 	}
 	d := tilestest.NewDecoder()
 	decodeAll(t, d, append(tiles.AppendResize(nil, src.W, src.H), msg...))
 	if !d.Canvas.Equal(src) {
 		t.Fatal("decoded canvas differs")
+	}
+	if d.Records[tiles.RecordCopy] != 1 || d.Records[tiles.RecordFill] == 0 || d.Records[tiles.RecordDeflate] < 2 {
+		t.Errorf("records in the batch: %v, want a copy, fills and several deflate records", d.Records)
+	}
+	if out, err := e.Flush(nil); err != nil || len(out) != 0 {
+		t.Errorf("Flush with nothing queued: %d bytes, %v", len(out), err)
+	}
+	want := src.Clone()
+	want.Move(rc(0, 0, 720, 16), 0, 384)
+	e.Copy(framebuffer.Move{Src: rc(0, 0, 720, 16), DstX: 0, DstY: 384})
+	out, err := e.Flush(nil)
+	if err != nil || len(out) == 0 || out[0] != tiles.RecordBatch {
+		t.Fatalf("Flush: %d bytes, %v", len(out), err)
+	}
+	decodeAll(t, d, out)
+	if !d.Canvas.Equal(want) {
+		t.Error("canvas after the flushed copy differs")
 	}
 }
 

@@ -23,6 +23,12 @@ const (
 	RecordCopy     = 0x15
 	RecordCursor   = 0x16
 	RecordFrameEnd = 0x17
+	// RecordBatch holds fill, copy and deflate records compressed in the
+	// connection's deflate stream (docs/protocol.md).
+	RecordBatch = 0x18
+	// RecordFrameEndShort is a frame end with only the frame number, as
+	// a varint.
+	RecordFrameEndShort = 0x19
 )
 
 // Formats of a deflate record's pixels.
@@ -33,6 +39,10 @@ const (
 	// up to 2, 4 or 16 colours), most significant bits first, each row
 	// padded to whole bytes.
 	FormatPacked = 2
+	// FormatColumns is FormatPacked column by column: each column top to
+	// bottom, padded to whole bytes, columns left to right. The encoder
+	// uses it for palettes of up to 16 colours.
+	FormatColumns = 3
 )
 
 // PackedBits returns the bits per pixel of a FormatPacked record with n
@@ -100,10 +110,10 @@ func AppendCursor(dst []byte, c *framebuffer.Cursor) []byte {
 	return append(dst, c.Pix...)
 }
 
-// AppendFrameEnd appends a frame end record for frame number n sent at
-// server time ms.
-func AppendFrameEnd(dst []byte, n, ms uint32) []byte {
-	dst = append(dst, RecordFrameEnd)
-	dst = appendU32(dst, n)
-	return appendU32(dst, ms)
+// AppendFrameEnd appends a frame end record for frame number n, in its
+// short form (0x19): the type and n as a varint, 2 or 3 bytes for most
+// frames where the long form (0x17, which browsers still accept) took 9.
+func AppendFrameEnd(dst []byte, n uint32) []byte {
+	dst = append(dst, RecordFrameEndShort)
+	return binary.AppendUvarint(dst, uint64(n))
 }

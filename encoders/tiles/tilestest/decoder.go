@@ -29,13 +29,23 @@ type Decoder struct {
 	// Frames counts frame end records; LastFrame is the latest number.
 	Frames    int
 	LastFrame uint32
-	// Records counts records by type.
+	// Records counts records by type, those inside batches included.
 	Records map[byte]int
+	// Formats counts deflate records by pixel format.
+	Formats map[int]int
 
 	in  feed
 	zr  io.ReadCloser
 	out []byte
+	// inner reads the inflated bytes of the batch record being applied;
+	// nil outside batches.
+	inner *reader
+	batch bytes.Buffer
 }
+
+// maxBatch bounds a batch's inflated size: an 8192×8192 RGB record and its
+// header.
+const maxBatch = 8192*8192*3 + 1024
 
 // feed is the inflater's input: the bytes of all deflate records so far.
 // It reports an error instead of blocking when it runs dry, which happens
@@ -62,7 +72,7 @@ func (f *feed) Read(p []byte) (int, error) {
 
 // NewDecoder returns a decoder with an empty canvas.
 func NewDecoder() *Decoder {
-	d := &Decoder{Records: map[byte]int{}}
+	d := &Decoder{Records: map[byte]int{}, Formats: map[int]int{}}
 	d.zr = flate.NewReader(&d.in)
 	return d
 }
@@ -109,6 +119,19 @@ func (r *reader) u32() uint32 {
 	return binary.LittleEndian.Uint32(p)
 }
 
+func (r *reader) uvarint() int {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || v > 1<<40 {
+		r.err = errors.New("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return int(v)
+}
+
 func (r *reader) rect() framebuffer.Rect {
 	return framebuffer.Rect{X: r.u16(), Y: r.u16(), W: r.u16(), H: r.u16()}
 }
@@ -131,7 +154,7 @@ func (d *Decoder) Apply(msg []byte) (frames int, err error) {
 		if r.err != nil {
 			return frames, fmt.Errorf("tilestest: record 0x%02x: %w", typ, r.err)
 		}
-		if typ == tiles.RecordFrameEnd {
+		if typ == tiles.RecordFrameEnd || typ == tiles.RecordFrameEndShort {
 			frames++
 		}
 	}
@@ -160,12 +183,20 @@ func (d *Decoder) scan(msg []byte) {
 			r.take(4 + w*h*4)
 		case tiles.RecordDeflate:
 			r.take(8)
-			if f := r.u8(); f == tiles.FormatIndexed || f == tiles.FormatPacked {
-				r.take(3 * (r.u8() + 1))
+			if f := r.u8(); f == tiles.FormatIndexed || f == tiles.FormatPacked || f == tiles.FormatColumns {
+				r.u8()
 			}
 			if data := r.take(int(r.u32())); r.err == nil {
 				d.in.buf = append(d.in.buf, data...)
 			}
+		case tiles.RecordBatch:
+			r.uvarint()
+			if data := r.take(r.uvarint()); r.err == nil {
+				// The sync flush's tail the server leaves out.
+				d.in.buf = append(append(d.in.buf, data...), 0, 0, 0xff, 0xff)
+			}
+		case tiles.RecordFrameEndShort:
+			r.uvarint()
 		default:
 			return
 		}
@@ -246,6 +277,8 @@ func (d *Decoder) record(typ byte, r *reader) error {
 		}
 	case tiles.RecordDeflate:
 		return d.deflate(r)
+	case tiles.RecordBatch:
+		return d.applyBatch(r)
 	case tiles.RecordCursor:
 		w, h, hx, hy := r.u16(), r.u16(), r.u16(), r.u16()
 		pix := r.take(w * h * 4)
@@ -261,8 +294,55 @@ func (d *Decoder) record(typ byte, r *reader) error {
 		d.LastFrame = r.u32()
 		r.u32()
 		d.Frames++
+	case tiles.RecordFrameEndShort:
+		n := r.uvarint()
+		if n > 1<<32-1 {
+			return fmt.Errorf("frame number %d", n)
+		}
+		d.LastFrame = uint32(n)
+		d.Frames++
 	default:
 		return errors.New("unknown record type")
+	}
+	return nil
+}
+
+// applyBatch inflates a batch record's bytes and applies the fill, copy and
+// deflate records they hold; a deflate record's pixels follow its header
+// there, uncompressed.
+func (d *Decoder) applyBatch(r *reader) error {
+	if d.inner != nil {
+		return errors.New("batch inside a batch")
+	}
+	n := r.uvarint()
+	r.take(r.uvarint()) // the data went to the inflater in scan
+	if r.err != nil {
+		return r.err
+	}
+	if n > maxBatch {
+		return fmt.Errorf("batch of %d bytes", n)
+	}
+	d.batch.Reset()
+	if _, err := io.CopyN(&d.batch, d.zr, int64(n)); err != nil {
+		return fmt.Errorf("inflate batch of %d bytes: %w", n, err)
+	}
+	in := &reader{b: d.batch.Bytes()}
+	d.inner = in
+	defer func() { d.inner = nil }()
+	for len(in.b) > 0 {
+		typ := byte(in.u8())
+		switch typ {
+		case tiles.RecordFill, tiles.RecordCopy, tiles.RecordDeflate:
+		default:
+			return fmt.Errorf("record 0x%02x in a batch", typ)
+		}
+		d.Records[typ]++
+		if err := d.record(typ, in); err != nil {
+			return fmt.Errorf("in batch: record 0x%02x: %w", typ, err)
+		}
+		if in.err != nil {
+			return fmt.Errorf("in batch: record 0x%02x: %w", typ, in.err)
+		}
 	}
 	return nil
 }
@@ -270,19 +350,22 @@ func (d *Decoder) record(typ byte, r *reader) error {
 func (d *Decoder) deflate(r *reader) error {
 	rect := r.rect()
 	format := r.u8()
-	var pal []byte
+	d.Formats[format]++
+	npal := 0
 	switch format {
 	case tiles.FormatRGB:
-	case tiles.FormatIndexed, tiles.FormatPacked:
+	case tiles.FormatIndexed, tiles.FormatPacked, tiles.FormatColumns:
 		n := r.u8() + 1
-		pal = r.take(3 * n)
-		if format == tiles.FormatPacked && tiles.PackedBits(n) == 0 {
+		npal = n
+		if format != tiles.FormatIndexed && tiles.PackedBits(n) == 0 {
 			return fmt.Errorf("packed record with %d colours", n)
 		}
 	default:
 		return fmt.Errorf("unknown deflate format %d", format)
 	}
-	r.take(int(r.u32())) // the data went to the inflater in scan
+	if d.inner == nil {
+		r.take(int(r.u32())) // the data went to the inflater in scan
+	}
 	if r.err != nil {
 		return r.err
 	}
@@ -295,17 +378,29 @@ func (d *Decoder) deflate(r *reader) error {
 	case tiles.FormatRGB:
 		n *= 3
 	case tiles.FormatPacked:
-		bits = tiles.PackedBits(len(pal) / 3)
+		bits = tiles.PackedBits(npal)
 		stride = (rect.W*bits + 7) / 8
 		n = stride * rect.H
+	case tiles.FormatColumns:
+		bits = tiles.PackedBits(npal)
+		stride = (rect.H*bits + 7) / 8 // bytes per column
+		n = stride * rect.W
 	}
+	// An indexed record's palette comes first in its inflated bytes.
+	n += 3 * npal
 	if cap(d.out) < n {
 		d.out = make([]byte, n)
 	}
 	out := d.out[:n]
-	if _, err := io.ReadFull(d.zr, out); err != nil {
+	if d.inner != nil {
+		if out = r.take(n); r.err != nil {
+			return r.err
+		}
+	} else if _, err := io.ReadFull(d.zr, out); err != nil {
 		return fmt.Errorf("inflate %d bytes: %w", n, err)
 	}
+	pal := out[:3*npal]
+	out = out[3*npal:]
 	for y := 0; y < rect.H; y++ {
 		row := d.Canvas.Row(rect.X, rect.Y+y, rect.W)
 		for x := 0; x < rect.W; x++ {
@@ -313,8 +408,11 @@ func (d *Decoder) deflate(r *reader) error {
 			if format == tiles.FormatRGB {
 				p = out[3*(y*rect.W+x):]
 			} else {
-				bit := x * bits
-				i := int(out[y*stride+bit/8]>>(8-bits-bit%8)) & (1<<bits - 1)
+				bit, o := x*bits, y*stride
+				if format == tiles.FormatColumns {
+					bit, o = y*bits, x*stride
+				}
+				i := int(out[o+bit/8]>>(8-bits-bit%8)) & (1<<bits - 1)
 				if 3*i+3 > len(pal) {
 					return fmt.Errorf("palette index %d beyond %d colours", i, len(pal)/3)
 				}
