@@ -145,6 +145,10 @@ func (vc *viewerConn) startRTC(codec string) (*rtcPeer, error) {
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
 		return nil, fmt.Errorf("webrtc: twcc: %w", err)
 	}
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: playoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("webrtc: playout delay: %w", err)
+	}
+	reg.Add(playoutDelayFactory{})
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		return nil, fmt.Errorf("webrtc: interceptors: %w", err)
 	}

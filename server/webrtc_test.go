@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
@@ -17,6 +18,10 @@ import (
 	"kvmgate/input"
 	"kvmgate/server"
 )
+
+// playoutDelayURI names the RTP header extension that lets the server ask
+// the browser to render frames without a playout delay.
+const playoutDelayURI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
 
 // rtcKeyframe reports whether an RTP packet starts a keyframe.
 func rtcKeyframe(codec string, pkt *rtp.Packet) bool {
@@ -69,22 +74,41 @@ func TestWebRTCSignalling(t *testing.T) {
 			}
 			offer := c.waitJSON("rtc-offer")
 			sdp, _ := offer["sdp"].(string)
-			for _, want := range []string{"m=video", "m=application", "transport-cc", "nack pli"} {
+			for _, want := range []string{"m=video", "m=application", "transport-cc", "nack pli", playoutDelayURI} {
 				if !strings.Contains(sdp, want) {
 					t.Errorf("offer lacks %q:\n%s", want, sdp)
 				}
 			}
 
-			pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+			// The answering side accepts the playout-delay extension, as
+			// Chromium does.
+			m := &webrtc.MediaEngine{}
+			if err := m.RegisterDefaultCodecs(); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: playoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
+				t.Fatal(err)
+			}
+			reg := &interceptor.Registry{}
+			if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+				t.Fatal(err)
+			}
+			pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg)).NewPeerConnection(webrtc.Configuration{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer pc.Close()
-			var packets, keyframes atomic.Int64
+			var packets, keyframes, zeroDelay atomic.Int64
 			ssrc := make(chan uint32, 1)
-			pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			pc.OnTrack(func(tr *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
 				if !strings.EqualFold(tr.Codec().MimeType, "video/"+codec) {
 					t.Errorf("track codec %s, want %s", tr.Codec().MimeType, codec)
+				}
+				var extID uint8
+				for _, e := range rr.GetParameters().HeaderExtensions {
+					if e.URI == playoutDelayURI {
+						extID = uint8(e.ID)
+					}
 				}
 				ssrc <- uint32(tr.SSRC())
 				for {
@@ -93,6 +117,9 @@ func TestWebRTCSignalling(t *testing.T) {
 						return
 					}
 					packets.Add(1)
+					if ext := pkt.GetExtension(extID); extID != 0 && string(ext) == "\x00\x00\x00" {
+						zeroDelay.Add(1)
+					}
 					if rtcKeyframe(codec, pkt) {
 						keyframes.Add(1)
 					}
@@ -149,6 +176,9 @@ func TestWebRTCSignalling(t *testing.T) {
 				}
 			}
 			until("media", func() bool { return packets.Load() > 0 && keyframes.Load() > 0 })
+			if z, n := zeroDelay.Load(), packets.Load(); z == 0 {
+				t.Errorf("none of %d packets carries playout delay 0/0", n)
+			}
 
 			// A still screen: wait for the stream to go quiet (after the
 			// refinement), then ask for a keyframe.
