@@ -92,15 +92,7 @@ func lastValue(evs [][3]int, typ, code int) int {
 func TestSPICEBrowserCursorAndPointer(t *testing.T) {
 	t.Parallel()
 	b := browsertest.Launch(t)
-	q := testserver.StartQEMU(t, testserver.QEMUOptions{
-		Guest:        testserver.GuestLinux,
-		VGA:          "qxl",
-		Modules:      []string{"qxl", "evdev", "psmouse", "uhci_hcd", "usbhid", "hid_generic"},
-		GuestProgram: true,
-		InitCommands: testserver.GuestProgramName + " evdump &",
-		ExtraArgs:    []string{"-usb"},
-		SPICE:        true, SPICEOptions: "disable-ticketing=on",
-	})
+	q := startInputGuest(t)
 	// The same guest as spice.TestMouseModes and TestCursorChannel (one
 	// cached snapshot). The tablet is hot-plugged: a tablet restored from the snapshot would not become
 	// QEMU's absolute mouse again (see spice.TestCursorChannel).
@@ -221,4 +213,13 @@ func cursorImageMismatch(img image.Image) string {
 		}
 	}
 	return ""
+}
+
+// startInputGuest starts testserver.InputGuest on qxl with SPICE (no
+// ticket): the guest of the SPICE cursor and pointer tests, one cached
+// snapshot with spice.TestMouseModes and TestCursorChannel.
+func startInputGuest(t *testing.T) *testserver.QEMU {
+	o := testserver.InputGuest()
+	o.VGA, o.SPICE, o.SPICEOptions = "qxl", true, "disable-ticketing=on"
+	return testserver.StartQEMU(t, o)
 }

@@ -25,15 +25,7 @@ import (
 func TestSPICEBrowserRelativeCursor(t *testing.T) {
 	t.Parallel()
 	b := browsertest.Launch(t)
-	q := testserver.StartQEMU(t, testserver.QEMUOptions{
-		Guest:        testserver.GuestLinux,
-		VGA:          "qxl",
-		Modules:      []string{"qxl", "evdev", "psmouse", "uhci_hcd", "usbhid", "hid_generic"},
-		GuestProgram: true,
-		InitCommands: testserver.GuestProgramName + " evdump &",
-		ExtraArgs:    []string{"-usb"},
-		SPICE:        true, SPICEOptions: "disable-ticketing=on",
-	}) // the input guest of TestSPICEBrowserCursorAndPointer (one cached snapshot)
+	q := startInputGuest(t) // the input guest of TestSPICEBrowserCursorAndPointer (one cached snapshot)
 	_, hs := startServer(t, server.Options{Target: "spice://" + q.SPICEAddr()})
 	p := b.NewPage(t, hs.URL+"/")
 	waitConnected(t, p)

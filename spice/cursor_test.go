@@ -120,7 +120,7 @@ func cursorMismatch(c *framebuffer.Cursor) string {
 // A USB tablet plugged in before the client connects makes the server offer
 // client mouse mode in its INIT message; the client asks for it at once.
 func TestCursorChannel(t *testing.T) {
-	q, addr := spiceQEMUWith(t, inputGuest(), "disable-ticketing=on")
+	q, addr := spiceQEMUWith(t, testserver.InputGuest(), "disable-ticketing=on")
 	addTablet(t, q)
 	fb := framebuffer.New()
 	w := watchCursor(fb)
@@ -154,7 +154,7 @@ func TestCursorChannel(t *testing.T) {
 // sets with the shape, then a move (CURSOR_MOVE) while connected. SPICE
 // positions are the hotspot's.
 func TestCursorMoves(t *testing.T) {
-	q, addr := spiceQEMUWith(t, inputGuest(), "disable-ticketing=on")
+	q, addr := spiceQEMUWith(t, testserver.InputGuest(), "disable-ticketing=on")
 	fb := framebuffer.New()
 	w := watchCursor(fb)
 	c := runClient(t, addr, Options{}, fb)

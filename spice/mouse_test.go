@@ -33,21 +33,6 @@ type guestEvent struct {
 	typ, code, value int
 }
 
-// inputGuest is the Linux guest on the qxl KMS console with a PS/2 mouse,
-// a USB controller (-usb, for a tablet added later) and the guest program
-// dumping every input event to the serial port. The mouse and cursor tests
-// here and in e2e use exactly these options, so they share one cached
-// snapshot of the booted guest.
-func inputGuest() testserver.QEMUOptions {
-	return testserver.QEMUOptions{
-		Guest:        testserver.GuestLinux,
-		Modules:      []string{"qxl", "evdev", "psmouse", "uhci_hcd", "usbhid", "hid_generic"},
-		GuestProgram: true,
-		InitCommands: testserver.GuestProgramName + " evdump &",
-		ExtraArgs:    []string{"-usb"},
-	}
-}
-
 // eventLog reads the guest's evdump lines from its serial log.
 type eventLog struct {
 	q *testserver.QEMU
@@ -181,7 +166,7 @@ func pointer(t *testing.T, c *Client, evs ...input.PointerEvent) {
 // wheel then reach the tablet, scaled as QEMU scales them. Unplugging it
 // brings server mode back.
 func TestMouseModes(t *testing.T) {
-	q, addr := spiceQEMUWith(t, inputGuest(), "disable-ticketing=on")
+	q, addr := spiceQEMUWith(t, testserver.InputGuest(), "disable-ticketing=on")
 	log := eventLog{q}
 	ps2 := log.device(t, "PS/2", time.Minute)
 	fb := framebuffer.New()

@@ -54,3 +54,19 @@ func guestProgram(t testing.TB) []byte {
 	}
 	return guestProg.data
 }
+
+// InputGuest is the Linux guest on the qxl KMS console with a PS/2 mouse, a
+// USB controller (-usb, for a tablet hot-plugged later) and the guest
+// program dumping every input event to the serial port. The SPICE mouse
+// and cursor tests (spice, e2e) all start it with these options, so they
+// share one cached snapshot of the booted guest; callers add VGA and SPICE
+// settings as they need.
+func InputGuest() QEMUOptions {
+	return QEMUOptions{
+		Guest:        GuestLinux,
+		Modules:      []string{"qxl", "evdev", "psmouse", "uhci_hcd", "usbhid", "hid_generic"},
+		GuestProgram: true,
+		InitCommands: GuestProgramName + " evdump &",
+		ExtraArgs:    []string{"-usb"},
+	}
+}
