@@ -274,7 +274,9 @@ func (vc *viewerConn) videoStats(m *statsMsg) {
 func (vc *viewerConn) sendVideoFrame(refine bool) error {
 	vs := vc.video
 	u := vc.v.Take(&vc.mirror)
-	vc.activity.Note(time.Now(), &u)
+	if vc.auto {
+		vc.activity.Note(time.Now(), &u)
+	}
 	if u.Empty() && !refine {
 		return nil
 	}

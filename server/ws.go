@@ -593,7 +593,9 @@ func (vc *viewerConn) frameGap() time.Duration {
 // resends lossy areas losslessly.
 func (vc *viewerConn) sendFrame(refine bool) error {
 	u := vc.v.Take(&vc.mirror)
-	vc.activity.Note(time.Now(), &u)
+	if vc.auto {
+		vc.activity.Note(time.Now(), &u)
+	}
 	if u.Empty() && !refine {
 		return nil
 	}
